@@ -37,3 +37,58 @@ def make_engine(url: str = DEFAULT_DATABASE_URL, **kwargs: Any) -> Engine:
 
 def has_tables(engine: Engine) -> bool:
     return bool(inspect(engine).get_table_names())
+
+
+# -- migrations ------------------------------------------------------------------------
+
+
+def _alembic_config(connection: Any = None) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
+    """Create or upgrade the schema; returns (revision before, revision after)."""
+    from alembic import command
+
+    before = current_revision(engine)
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), revision)
+    return before, head_revision()
+
+
+def ensure_migrated(engine: Engine) -> None:
+    """Refuse to run on a database that is missing migrations, and say how to fix it."""
+    from bot.errors import DatabaseNotReady
+
+    current, head = current_revision(engine), head_revision()
+    if current == head:
+        return
+    url = engine.url.render_as_string(hide_password=True)
+    if current is None:
+        raise DatabaseNotReady(
+            f"the database at {url} has no kpibot tables yet. Run `kpibot db upgrade` first."
+        )
+    raise DatabaseNotReady(
+        f"the database at {url} is at migration {current}, this kpibot needs {head}. "
+        "Run `kpibot db upgrade`."
+    )

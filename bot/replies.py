@@ -7,10 +7,10 @@ terminal text plus a PNG file). Nothing here knows about any platform.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class Tone(str, Enum):
+class Tone(StrEnum):
     """How a change reads for the KPI it belongs to: colour it, never guess it from the sign."""
 
     GOOD = "good"

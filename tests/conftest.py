@@ -29,7 +29,7 @@ def _postgres_reason() -> str | None:
         with engine.connect() as conn:
             conn.execute(text("select 1"))
         engine.dispose()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+    except Exception as exc:
         return f"PostgreSQL at KPIBOT_TEST_POSTGRES_URL not reachable: {type(exc).__name__}"
     return None
 
