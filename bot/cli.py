@@ -1,0 +1,376 @@
+"""The ``kpibot`` command line (DESIGN.md, Contracts).
+
+Exit status: 0 on success; 2 on a query or usage error (message on stderr); 3 when the
+configuration or the database is not ready (the message names the key or the command that
+fixes it); 1 on anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from bot.errors import ConfigError, DatabaseNotReady
+from bot.settings import Settings, load_settings, parse_instant, secret_values
+
+EXIT_QUERY = 2
+EXIT_NOT_READY = 3
+
+app = typer.Typer(
+    name="kpibot",
+    help="Customer KPIs from your helpdesk, billing and surveys, in Slack, Discord or the terminal.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Create or upgrade the database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+AsOf = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="Pin 'now' (ISO 8601, e.g. 2026-11-01T00:00:00Z) so that figures are reproducible.",
+    ),
+]
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    err.print(f"[bold red]kpibot:[/bold red] {message}", markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        _fail(EXIT_NOT_READY, f"configuration error: {exc}")
+    from bot.logs import setup_logging
+
+    setup_logging(settings.log_level, secret_values())
+    return settings
+
+
+def _engine(settings: Settings, *, migrate: bool = False):  # type: ignore[no-untyped-def]
+    from bot.db import ensure_migrated, make_engine, upgrade
+
+    engine = make_engine(settings.database_url)
+    if migrate:
+        upgrade(engine)
+        return engine
+    try:
+        ensure_migrated(engine)
+    except DatabaseNotReady as exc:
+        _fail(EXIT_NOT_READY, str(exc))
+    return engine
+
+
+def _now(as_of: str | None) -> datetime | None:
+    if as_of is None:
+        return None
+    try:
+        return parse_instant(as_of)
+    except ValueError:
+        _fail(EXIT_QUERY, f"--as-of {as_of!r} is not an ISO 8601 time like 2026-11-01T00:00:00Z")
+
+
+def _app(settings: Settings, engine, now: datetime | None = None, platforms=None):  # type: ignore[no-untyped-def]
+    from bot.runtime import BotApp, utcnow
+
+    clock = (lambda: now) if now is not None else utcnow
+    return BotApp(settings, engine, clock=clock, platforms=dict(platforms or {}))
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    seed: Annotated[
+        int, typer.Option(help="Seed of the synthetic data: same seed, same data.")
+    ] = 42,
+    as_of: AsOf = None,
+    chart_dir: Annotated[Path, typer.Option(help="Where chart PNGs are written.")] = Path(
+        "kpibot-charts"
+    ),
+) -> None:
+    """Run the whole job once on synthetic data, offline: sync, digest, alerts, a /kpi answer.
+
+    Creates (or reuses) the SQLite database in the working directory unless
+    KPIBOT_DATABASE_URL says otherwise.
+
+    Example: [bold]kpibot demo --seed 7[/bold]
+    """
+    from bot.demo import run_demo
+
+    settings = _settings()
+    now = _now(as_of)
+    engine = _engine(settings, migrate=True)
+    code = run_demo(settings, engine, seed=seed, now=now, chart_dir=chart_dir, console=out)
+    raise typer.Exit(code)
+
+
+@app.command()
+def run() -> None:
+    """Start the bot: chat platforms, scheduled syncs, digests and alert checks.
+
+    Without a Slack or Discord token it runs on the console: type [bold]/kpi csat last 7d[/bold]
+    and press Enter. Ctrl-C stops it.
+
+    Example: [bold]kpibot run[/bold]
+    """
+    from bot.runtime import build_platforms
+
+    settings = _settings()
+    engine = _engine(settings)
+    try:
+        platforms = build_platforms(settings)
+    except ConfigError as exc:
+        _fail(EXIT_NOT_READY, f"configuration error: {exc}")
+    bot = _app(settings, engine, platforms=platforms)
+    logging.getLogger(__name__).info(
+        "kpibot starting on %s with %s",
+        ", ".join(platforms),
+        engine.url.render_as_string(hide_password=True),
+    )
+    try:
+        asyncio.run(bot.run())
+    except KeyboardInterrupt:  # pragma: no cover - the signal handler normally sees it first
+        pass
+
+
+@app.command()
+def sync(
+    source: Annotated[str | None, typer.Option(help="Only this source (e.g. zendesk).")] = None,
+    full: Annotated[
+        bool, typer.Option(help="Ignore saved cursors and re-read everything.")
+    ] = False,
+    since: Annotated[str | None, typer.Option(help="Start from this date (ISO 8601).")] = None,
+) -> None:
+    """Sync the configured sources now, with a progress bar per stream.
+
+    Example: [bold]kpibot sync --source zendesk --since 2026-10-01[/bold]
+    """
+    from bot.sources import build_connectors
+    from bot.progress import RichProgress
+    from integrations.runner import SyncRunner
+
+    settings = _settings()
+    engine = _engine(settings)
+    start = _now(since) if since else None
+    connectors = build_connectors(settings)
+    if source is not None and source not in connectors:
+        known = ", ".join(connectors) or "none (set a source's credentials, see README)"
+        _fail(EXIT_QUERY, f"no source {source!r} is configured. Configured: {known}")
+    if not connectors:
+        _fail(
+            EXIT_NOT_READY, "no source is configured: set e.g. ZENDESK_* or STRIPE_API_KEY (README)"
+        )
+    failed = False
+    with RichProgress(console=out) as progress:
+        for name, connector in connectors.items():
+            if source is None or source == name:
+                reports = SyncRunner(engine, observer=progress).sync(
+                    connector, full=full, since=start
+                )
+                failed |= any(r.error for r in reports)
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def ask(
+    query: Annotated[str, typer.Argument(help='A /kpi query, e.g. "nps last 30d".')],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (see README).")
+    ] = False,
+    chart: Annotated[Path | None, typer.Option(help="Write the chart PNG to this file.")] = None,
+    as_of: AsOf = None,
+) -> None:
+    """Answer one KPI question, as /kpi would.
+
+    Examples:
+      [bold]kpibot ask "nps last 30d"[/bold]
+      [bold]kpibot ask "frt p90 this week by day" --chart frt.png[/bold]
+      [bold]kpibot ask "mrr vs previous" --json --as-of 2026-11-01T00:00:00Z[/bold]
+    """
+    from metrics import QueryError
+
+    settings = _settings()
+    now = _now(as_of)
+    engine = _engine(settings)
+    bot = _app(settings, engine, now)
+    try:
+        answer = bot.service.ask(query, now=now, chart=chart is not None or not as_json)
+    except QueryError as exc:
+        from bot.commands import error_reply
+
+        _fail(EXIT_QUERY, error_reply(exc).text or str(exc))
+    if chart is not None and answer.reply.chart is not None:
+        chart.write_bytes(answer.reply.chart.png)
+    if as_json:
+        sys.stdout.write(json.dumps(answer.result.to_json(), ensure_ascii=False) + "\n")
+        return
+    from bot.platforms.console import ConsolePlatform
+
+    console = ConsolePlatform(chart_dir=settings.config.bot.chart_dir)
+    reply = answer.reply
+    if chart is not None:
+        from dataclasses import replace
+
+        reply = replace(reply, chart=None, context=(*reply.context, f"chart: {chart}"))
+    console.show(reply)
+
+
+@app.command()
+def digest(
+    name: Annotated[
+        str | None, typer.Option(help="Which digest (default: all configured).")
+    ] = None,
+    post: Annotated[
+        bool, typer.Option(help="Post it to its channel instead of previewing.")
+    ] = False,
+    as_of: AsOf = None,
+) -> None:
+    """Preview a digest in the terminal, or post it now with --post (once per period).
+
+    Example: [bold]kpibot digest --name morning[/bold]
+    """
+    from bot.digests import build_digest
+    from bot.platforms.console import ConsolePlatform
+    from bot.runtime import build_platforms
+
+    settings = _settings()
+    now = _now(as_of)
+    engine = _engine(settings)
+    digests = [d for d in settings.config.digests if name is None or d.name == name]
+    if not digests:
+        known = ", ".join(d.name for d in settings.config.digests) or "none"
+        _fail(EXIT_QUERY, f"no digest named {name!r}. Configured: {known}")
+    bot = _app(settings, engine, now, platforms=build_platforms(settings) if post else None)
+    when = now or bot.clock()
+    if post:
+        for d in digests:
+            claimed = asyncio.run(bot.send_digest(d, scheduled=when, now=when))
+            out.print(
+                f"{d.name} → {d.channel}: {'posted' if claimed else 'already posted for this period'}"
+            )
+        return
+    console = ConsolePlatform(chart_dir=settings.config.bot.chart_dir)
+    for d in digests:
+        console.show(build_digest(bot.service, d, now=when))
+
+
+@app.command()
+def alerts(
+    post: Annotated[
+        bool, typer.Option(help="Deliver what fires (once) instead of previewing.")
+    ] = False,
+    as_of: AsOf = None,
+) -> None:
+    """Check every alert rule once and show its state; --post delivers notifications.
+
+    Example: [bold]kpibot alerts --as-of 2026-11-01T09:00:00Z[/bold]
+    """
+    from bot.platforms.console import ConsolePlatform
+    from bot.runtime import build_platforms
+
+    settings = _settings()
+    now = _now(as_of)
+    engine = _engine(settings)
+    if not settings.config.alerts:
+        out.print(
+            "No alert rules configured: add [[alerts]] to the config (see config/kpibot.example.toml)."
+        )
+        return
+    bot = _app(settings, engine, now, platforms=build_platforms(settings) if post else None)
+    when = now or bot.clock()
+    if post:
+        outcomes = asyncio.run(bot.alerts.run_once(bot.deliverer, when))
+    else:
+        outcomes = bot.alerts.check(when)
+        console = ConsolePlatform(chart_dir=settings.config.bot.chart_dir)
+        for o in outcomes:
+            for notice in o.notices:
+                console.show(notice.reply)
+    for o in outcomes:
+        value = "no data" if o.value is None else f"{o.value:g}"
+        out.print(
+            f"{o.rule}{'/' + o.key if o.key else ''}: [bold]{o.status}[/bold] (value {value})"
+        )
+
+
+@app.command()
+def serve(
+    port: Annotated[int | None, typer.Option(help="Port (default: $PORT or 3000).")] = None,
+) -> None:
+    """Slack HTTP mode: Slack's requests at /slack/events, a health check at /healthz.
+
+    Example: [bold]PORT=3000 kpibot serve[/bold]
+    """
+    import os
+
+    settings = _settings()
+    engine = _engine(settings)
+    try:
+        from bot.platforms import slack
+    except ImportError:  # pragma: no cover
+        _fail(1, "Slack support is not installed")
+    if "slack" not in settings.platforms or not settings.env("SLACK_SIGNING_SECRET"):
+        _fail(EXIT_NOT_READY, "SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET must be set for HTTP mode")
+    bot = _app(settings, engine)
+    listen = port or int(os.environ.get("PORT", "3000"))
+    asyncio.run(slack.serve(settings, bot.service.handle, port=listen))  # type: ignore[attr-defined]
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create the schema, or upgrade it to this version's (safe to run on every release).
+
+    Example: [bold]kpibot db upgrade[/bold]
+    """
+    from bot.db import make_engine, upgrade
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    before, after = upgrade(engine)
+    where = engine.url.render_as_string(hide_password=True)
+    if before == after:
+        out.print(f"{where} is up to date (migration {after}).")
+    else:
+        out.print(f"{where}: upgraded from {before or 'empty'} to {after}.")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the database's migration and whether it is up to date.
+
+    Example: [bold]kpibot db current[/bold]
+    """
+    from bot.db import current_revision, head_revision, make_engine
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    current, head = current_revision(engine), head_revision()
+    state = "up to date" if current == head else "needs `kpibot db upgrade`"
+    out.print(f"migration {current or 'none'} (this kpibot: {head}): {state}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
