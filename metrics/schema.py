@@ -25,7 +25,6 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     Float,
-    ForeignKey,
     Index,
     Integer,
     MetaData,
