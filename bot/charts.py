@@ -287,11 +287,16 @@ class _UnitFormatter(Formatter):
 
     def __init__(self, unit: str) -> None:
         self.unit = unit
+        self._ticks: list[float] = []
+
+    def set_locs(self, locs: Sequence[float]) -> None:
+        super().set_locs(locs)
+        self._ticks = [float(v) for v in locs]
 
     def __call__(self, x: float, pos: int | None = None) -> str:
         if self.unit == "minutes":
             return format_duration(x)
-        locs = sorted(v for v in self.locs if math.isfinite(v)) or [x]
+        locs = sorted(v for v in self._ticks if math.isfinite(v)) or [x]
         steps = np.diff(locs)
         step = float(np.min(steps)) if len(steps) else max(abs(x), 1.0)
         # The largest scale the step is a whole multiple of: 0, 200, 400 stay plain,
@@ -829,11 +834,13 @@ def _legend(ax: Axes, handles: Sequence[Any] | None = None, ncols: int | None = 
         handles, _ = ax.get_legend_handles_labels()
     if not handles:
         return
+    labels = [_short(h.get_label(), 30) for h in handles]
     if ncols is None:  # one row when it fits the card (DejaVu: ~0.6 em a character)
-        width_pt = sum(len(h.get_label()) * 0.6 * LEGEND_PT + 2.8 * LEGEND_PT for h in handles)
+        width_pt = sum(len(label) * 0.6 * LEGEND_PT + 2.8 * LEGEND_PT for label in labels)
         ncols = len(handles) if width_pt < (WIDTH_IN - 1.0) * 72 else math.ceil(len(handles) / 2)
     ax.legend(
         handles=handles,
+        labels=labels,
         loc="lower right",
         bbox_to_anchor=(1.0, 1.0),
         ncols=ncols,
