@@ -1,0 +1,212 @@
+"""The KPI catalogue: every KPI is one declaration in ``KPIS``.
+
+A declaration says what the KPI is called (name, aliases, title), how to read it (unit,
+whether higher is better), how it can be asked for (statistics, grains, dimensions), which
+warehouse tables it reads (so the bot can show how fresh the answer is) and which function
+computes it. ``/kpi list``, ``/kpi help <kpi>`` and the query parser's allow-lists are all
+generated from here. Adding a KPI is one function in ``metrics/kpis/`` plus one entry below
+(and a hand-computed test: ``tests/metrics/test_catalogue.py`` fails without one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from sqlalchemy import Connection
+
+from metrics.errors import UnknownKPIError, did_you_mean
+from metrics.kpis import satisfaction, support
+from metrics.kpis.base import Computation, Request
+from metrics.kpis.revenue import monthly_recurring_revenue
+from metrics.windows import GRAINS
+
+Compute = Callable[[Connection, Request], Computation]
+
+DURATION_STATISTICS = ("median", "mean", "count", "pNN")  # pNN: any of p1 … p99
+TICKET_DIMENSIONS = ("channel", "group", "priority", "plan", "segment", "country")
+CUSTOMER_DIMENSIONS = ("plan", "segment", "country")
+CURRENCY = "currency"  # a declared unit meaning "the reporting currency's code"
+
+
+@dataclass(frozen=True)
+class KPI:
+    name: str  # canonical, lower case, used in queries and results ("nps")
+    title: str  # for people ("NPS")
+    unit: str  # a Result unit, or CURRENCY
+    higher_is_better: bool | None
+    description: str  # one line, for /kpi list
+    sources: tuple[str, ...]  # warehouse tables read
+    compute: Compute
+    aliases: tuple[str, ...] = ()
+    default_statistic: str | None = None
+    statistics: tuple[str, ...] = ()  # allowed besides the default
+    dimensions: tuple[str, ...] = ()  # allowed in "by …" and "where …=…"
+    grains: tuple[str, ...] = GRAINS
+    default_grain: str | None = None  # applied when a query has neither grain nor dimension
+    rankable: bool = False  # "top N" / "bottom N" list entities (customers)
+    snapshot: bool = False  # a level at the window's end, not a flow over the window
+    example: str = ""
+
+    def allows_statistic(self, statistic: str) -> bool:
+        if statistic == self.default_statistic or statistic in self.statistics:
+            return True
+        return "pNN" in self.statistics and is_percentile(statistic)
+
+    def unit_for(self, currency: str) -> str:
+        return currency if self.unit == CURRENCY else self.unit
+
+
+def is_percentile(statistic: str) -> bool:
+    """``p1`` … ``p99`` (``p90``), written without leading zeros."""
+    digits = statistic[1:]
+    return (
+        statistic.startswith("p")
+        and digits.isascii()
+        and digits.isdigit()
+        and not digits.startswith("0")
+        and 1 <= int(digits) <= 99
+    )
+
+
+KPIS: tuple[KPI, ...] = (
+    KPI(
+        name="nps",
+        title="NPS",
+        unit="score",
+        higher_is_better=True,
+        description="Net Promoter Score: % promoters (9–10) − % detractors (0–6), −100…100",
+        sources=("survey_responses",),
+        compute=satisfaction.net_promoter_score,
+        aliases=("net_promoter_score",),
+        dimensions=CUSTOMER_DIMENSIONS,
+        example="nps last 30d",
+    ),
+    KPI(
+        name="csat",
+        title="CSAT",
+        unit="percent",
+        higher_is_better=True,
+        description="Customer satisfaction: % satisfied answers (4–5 of 5, or Zendesk good)",
+        sources=("survey_responses",),
+        compute=satisfaction.customer_satisfaction,
+        aliases=("satisfaction", "customer_satisfaction"),
+        dimensions=CUSTOMER_DIMENSIONS,
+        example="csat last 12w by week",
+    ),
+    KPI(
+        name="ces",
+        title="CES",
+        unit="score",
+        higher_is_better=True,
+        description="Customer effort score: mean of the 1–7 “made it easy” answer (CES 2.0)",
+        sources=("survey_responses",),
+        compute=satisfaction.customer_effort_score,
+        aliases=("effort", "customer_effort_score"),
+        dimensions=CUSTOMER_DIMENSIONS,
+        example="ces last quarter by month",
+    ),
+    KPI(
+        name="frt",
+        title="First response time",
+        unit="minutes",
+        higher_is_better=False,
+        description="Creation → first public agent reply, tickets created in the window",
+        sources=("tickets",),
+        compute=support.first_response_time,
+        aliases=("first_response_time", "first_reply_time", "response_time"),
+        default_statistic="median",
+        statistics=DURATION_STATISTICS,
+        dimensions=TICKET_DIMENSIONS,
+        example="frt p90 this week by day",
+    ),
+    KPI(
+        name="ttr",
+        title="Time to resolution",
+        unit="minutes",
+        higher_is_better=False,
+        description="Creation → latest solve, tickets solved in the window",
+        sources=("tickets",),
+        compute=support.time_to_resolution,
+        aliases=("time_to_resolution", "resolution_time", "full_resolution_time"),
+        default_statistic="median",
+        statistics=DURATION_STATISTICS,
+        dimensions=TICKET_DIMENSIONS,
+        example="ttr p90 last month by week",
+    ),
+    KPI(
+        name="fcr",
+        title="First contact resolution",
+        unit="percent",
+        higher_is_better=True,
+        description="% of tickets solved in the window with at most one reply and no reopen",
+        sources=("tickets",),
+        compute=support.first_contact_resolution,
+        aliases=("first_contact_resolution", "one_touch"),
+        dimensions=TICKET_DIMENSIONS,
+        example="fcr last 30d by channel",
+    ),
+    KPI(
+        name="backlog",
+        title="Backlog",
+        unit="count",
+        higher_is_better=False,
+        description="Unsolved tickets (new, open, pending, on hold): one value per day",
+        sources=("tickets",),
+        compute=support.backlog,
+        aliases=("open_tickets", "unsolved"),
+        dimensions=TICKET_DIMENSIONS,
+        default_grain="day",
+        snapshot=True,
+        example="backlog since 2026-10-01",
+    ),
+    KPI(
+        name="tickets",
+        title="Ticket volume",
+        unit="count",
+        higher_is_better=None,
+        description="Tickets created in the window",
+        sources=("tickets",),
+        compute=support.ticket_volume,
+        aliases=("ticket_volume", "volume", "ticket"),
+        dimensions=TICKET_DIMENSIONS,
+        example="tickets yesterday by channel",
+    ),
+    KPI(
+        name="mrr",
+        title="MRR",
+        unit=CURRENCY,
+        higher_is_better=True,
+        description="Monthly recurring revenue of paid subscriptions at the window's end",
+        sources=("subscription_periods",),
+        compute=monthly_recurring_revenue,
+        aliases=("monthly_recurring_revenue", "revenue"),
+        dimensions=CUSTOMER_DIMENSIONS,
+        snapshot=True,
+        example="mrr vs previous",
+    ),
+)
+
+
+def _index(kpis: tuple[KPI, ...]) -> Mapping[str, KPI]:
+    by_name: dict[str, KPI] = {}
+    for kpi in kpis:
+        for word in (kpi.name, *kpi.aliases):
+            if word in by_name:
+                raise RuntimeError(f"{word!r} names both {by_name[word].name} and {kpi.name}")
+            by_name[word] = kpi
+    return MappingProxyType(by_name)
+
+
+BY_NAME = _index(KPIS)  # names and aliases → KPI
+
+
+def get_kpi(name: str) -> KPI:
+    """The KPI called ``name`` (or one of its aliases, any case, ``-`` as ``_``)."""
+    key = name.strip().lower().replace("-", "_")
+    try:
+        return BY_NAME[key]
+    except KeyError:
+        suggestion = did_you_mean(key, BY_NAME)
+        raise UnknownKPIError(f"There is no KPI called “{name}”.", suggestion) from None
