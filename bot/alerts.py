@@ -93,9 +93,9 @@ class AlertEngine:
     def observe(self, rule: AlertConfig, now: datetime) -> list[Observation]:
         """The rule's current value(s): one per dimension value when split."""
         query = rule.query
-        if rule.drops_by is not None or rule.rises_by is not None:
-            if " vs " not in f" {query} ":
-                query += " vs previous"
+        relative = rule.drops_by is not None or rule.rises_by is not None
+        if relative and " vs " not in f" {query} ":
+            query += " vs previous"
         if rule.by:
             query += f" by {rule.by}"
         answer = self.service.ask(query, now=now, chart=False)

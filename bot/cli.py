@@ -8,6 +8,7 @@ fixes it); 1 on anything else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sys
@@ -53,14 +54,24 @@ def _fail(code: int, message: str) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _settings() -> Settings:
+def _settings(*, quiet: bool = True) -> Settings:
+    """Load settings or exit naming the key. One-shot commands log warnings only unless
+    KPIBOT_LOG_LEVEL says otherwise; the long-running ones log at INFO."""
+    import os
+
+    from bot.commands import validate_config
+
     try:
         settings = load_settings()
+        validate_config(settings)
     except ConfigError as exc:
         _fail(EXIT_NOT_READY, f"configuration error: {exc}")
     from bot.logs import setup_logging
 
-    setup_logging(settings.log_level, secret_values())
+    level = settings.log_level
+    if quiet and "KPIBOT_LOG_LEVEL" not in os.environ:
+        level = "WARNING"
+    setup_logging(level, secret_values())
     return settings
 
 
@@ -134,7 +145,7 @@ def run() -> None:
     """
     from bot.runtime import build_platforms
 
-    settings = _settings()
+    settings = _settings(quiet=False)
     engine = _engine(settings)
     try:
         platforms = build_platforms(settings)
@@ -146,10 +157,9 @@ def run() -> None:
         ", ".join(platforms),
         engine.url.render_as_string(hide_password=True),
     )
-    try:
+    # The signal handler normally sees Ctrl-C first; this covers a second one.
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(bot.run())
-    except KeyboardInterrupt:  # pragma: no cover - the signal handler normally sees it first
-        pass
 
 
 @app.command()
@@ -164,8 +174,8 @@ def sync(
 
     Example: [bold]kpibot sync --source zendesk --since 2026-10-01[/bold]
     """
-    from bot.sources import build_connectors
     from bot.progress import RichProgress
+    from bot.sources import build_connectors
     from integrations.runner import SyncRunner
 
     settings = _settings()

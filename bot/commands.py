@@ -16,7 +16,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
@@ -67,6 +67,55 @@ def metric_context(settings: Settings) -> MetricContext:
     )
 
 
+def validate_config(settings: Settings) -> None:
+    """Check what the TOML says against the KPI catalogue, at start-up, naming the key."""
+    from bot.alerts import in_mute_window
+    from bot.errors import ConfigError
+
+    cfg = settings.config
+    for i, digest in enumerate(cfg.digests):
+        for j, name in enumerate(digest.kpis):
+            try:
+                get_kpi(name)
+            except QueryError as exc:
+                raise ConfigError(
+                    f"digests[{i}].kpis[{j}]", str(exc), "use a name from `kpibot ask list`"
+                ) from None
+        try:
+            parse_query(f"{digest.kpis[0] if digest.kpis else 'nps'} {digest.window}")
+        except QueryError as exc:
+            raise ConfigError(
+                f"digests[{i}].window", str(exc), "use e.g. 'last 7d' or 'yesterday'"
+            ) from None
+    for i, rule in enumerate(cfg.alerts):
+        try:
+            query = parse_query(rule.query)
+            if rule.by:
+                parse_query(f"{rule.query} by {rule.by}")
+        except QueryError as exc:
+            key = f"alerts[{i}].by" if rule.by and "by" in str(exc) else f"alerts[{i}].query"
+            raise ConfigError(key, str(exc), "try the query with `kpibot ask` first") from None
+        if query.grain or query.dimension:
+            raise ConfigError(
+                f"alerts[{i}].query",
+                "an alert query has no 'by …'",
+                "use the `by` key to split an alert",
+            )
+        if rule.repeat_every != "0" and parse_duration(rule.repeat_every) is None:
+            raise ConfigError(
+                f"alerts[{i}].repeat_every",
+                f"{rule.repeat_every!r} is not a duration",
+                "use e.g. '4h', '30m' or '0'",
+            )
+        for j, window in enumerate(rule.mute):
+            try:
+                in_mute_window(window, datetime.now(UTC))
+            except ValueError as exc:
+                raise ConfigError(
+                    f"alerts[{i}].mute[{j}]", str(exc), "use e.g. 'sat-sun'"
+                ) from None
+
+
 @dataclass(frozen=True)
 class Answer:
     query: Query
@@ -99,15 +148,37 @@ class KpiService:
 
     # -- the core: a query to a Result and a Reply -----------------------------------------
 
-    def ask(self, text: str, *, now: datetime | None = None, chart: bool | None = None) -> Answer:
-        """Parse and evaluate ``text``; raises :class:`QueryError` on bad input."""
-        query = parse_query(text)
+    def ask(
+        self,
+        text: str | Query,
+        *,
+        now: datetime | None = None,
+        chart: bool | None = None,
+        compare: bool = False,
+    ) -> Answer:
+        """Parse and evaluate ``text``; raises :class:`QueryError` on bad input.
+
+        ``compare`` adds "vs previous" when the query has no comparison (chat answers always
+        show one). A chart of a single figure is drawn over time: the same query with a
+        grain that suits the window's length.
+        """
+        query = parse_query(text) if isinstance(text, str) else text
         kpi = get_kpi(query.kpi)
+        if compare and query.comparison is None and query.ranking is None:
+            query = replace(query, comparison="previous")
         now = now or self.clock()
+        want_chart = self.charts if chart is None else chart
         with self.engine.connect() as conn:
             result = evaluate(conn, query, self.ctx, now=now)
             fresh = self.freshness_for(conn, kpi, now)
-        rendered = self._chart(result) if (self.charts if chart is None else chart) else None
+            drawn = result
+            if want_chart and not result.series and _chartable_over_time(query, kpi):
+                grain = auto_grain(result.end - result.start)
+                try:
+                    drawn = evaluate(conn, replace(query, grain=grain), self.ctx, now=now)
+                except QueryError:
+                    drawn = result
+        rendered = self._chart(drawn) if want_chart else None
         return Answer(query, kpi, result, result_reply(result, kpi, fresh, rendered, now=now))
 
     def reply_for(self, request: CommandRequest, *, now: datetime | None = None) -> Reply:
@@ -137,7 +208,7 @@ class KpiService:
                     ),
                     ephemeral=True,
                 )
-            answer = self.ask(text, now=now)
+            answer = self.ask(query, now=now, compare=True)
         except QueryError as exc:
             return error_reply(exc)
         except Exception:  # a bug or a database outage: say so briefly, log the details
@@ -326,6 +397,24 @@ def parse_duration(text: str) -> timedelta | None:
     return total if total > timedelta(0) else None
 
 
+def auto_grain(length: timedelta) -> str:
+    """Day buckets up to ~2 months, weeks up to ~8 months, months beyond."""
+    if length <= timedelta(days=62):
+        return "day"
+    if length <= timedelta(days=250):
+        return "week"
+    return "month"
+
+
+def _chartable_over_time(query: Query, kpi: KPI) -> bool:
+    return (
+        query.grain is None
+        and query.dimension is None
+        and query.ranking is None
+        and bool(kpi.grains)
+    )
+
+
 def _zone(name: str):  # type: ignore[no-untyped-def]
     from zoneinfo import ZoneInfo
 
@@ -333,8 +422,6 @@ def _zone(name: str):  # type: ignore[no-untyped-def]
 
 
 def _replace(reply: Reply, **changes: object) -> Reply:
-    from dataclasses import replace
-
     return replace(reply, **changes)  # type: ignore[arg-type]
 
 

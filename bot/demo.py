@@ -24,25 +24,28 @@ from bot.sources import stream_tables
 from bot.state import AlertState, Delivery, Mute
 from integrations.demo import DemoConnector
 from integrations.runner import SyncRunner
+from metrics import KPIS
 from metrics.schema import SyncCursor
 
 # Used when the config file has no rules of its own: the demo's storyline trips them.
 DEMO_ALERTS = (
     AlertConfig(
-        name="frt-p90-above-4h", query="frt p90 last 7d", channel="console:main", above=240
+        name="frt-median-above-4h", query="frt last 7d", channel="console:main", above=240, min_n=20
     ),
     AlertConfig(
         name="nps-down-10-wow", query="nps last 7d", channel="console:main", drops_by=10, min_n=20
     ),
     AlertConfig(
-        name="csat-below-75", query="csat last 7d", channel="console:main", below=75, min_n=20
+        name="csat-down-5-wow", query="csat last 7d", channel="console:main", drops_by=5, min_n=20
     ),
 )
-DEMO_DIGEST = DigestConfig(
-    name="morning",
-    channel="console:main",
-    kpis=["nps", "csat", "frt", "ttr", "tickets", "backlog", "mrr", "churn"],
-)
+_DEMO_KPIS = ("nps", "csat", "ces", "frt", "ttr", "fcr", "tickets", "backlog", "mrr", "churn")
+
+
+def demo_digest() -> DigestConfig:
+    known = {k.name for k in KPIS} | {a for k in KPIS for a in k.aliases}
+    kpis = [k for k in _DEMO_KPIS if k in known]
+    return DigestConfig(name="morning", channel="console:main", kpis=kpis)
 
 
 class NotADemoDatabase(Exception):
@@ -83,7 +86,7 @@ def run_demo(
     platform = ConsolePlatform(chart_dir=chart_dir, out=console.file)
 
     console.rule("[bold]2. The morning digest[/bold]")
-    digests = [d for d in settings.config.digests if d.name != "morning"] or [DEMO_DIGEST]
+    digests = [d for d in settings.config.digests if d.name != "morning"] or [demo_digest()]
     for digest in digests:
         platform.show(build_digest(service, digest, now=now))
 

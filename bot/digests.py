@@ -109,10 +109,10 @@ def _field(line: DigestLine) -> Field:
     if result.kpi == "nps" and result.value is not None and result.value > 0:
         value = "+" + value
     delta = result.change
-    if delta is not None and delta != 0:
+    if delta is not None and not fmt.unchanged(delta, result.unit):
         arrow = "▲" if delta > 0 else "▼"
         value += f"  {arrow} {fmt.change(delta, result.unit)}"
-    elif delta == 0:
+    elif delta is not None:
         value += "  = unchanged"
     return Field(label, value, fmt.tone(result))
 

@@ -65,9 +65,14 @@ def change(delta: float, unit: str) -> str:
     return value(mag, unit)
 
 
+def unchanged(delta: float, unit: str) -> bool:
+    """A change too small to show in the unit's own precision reads as no change."""
+    return change(delta, unit) == change(0, unit)
+
+
 def tone(result: Result) -> Tone:
     delta = result.change
-    if delta is None or delta == 0 or result.higher_is_better is None:
+    if delta is None or result.higher_is_better is None or unchanged(delta, result.unit):
         return Tone.NEUTRAL
     return Tone.GOOD if (delta > 0) == result.higher_is_better else Tone.BAD
 
@@ -81,7 +86,7 @@ def comparison(result: Result) -> str | None:
         return f"no data in the {against} to compare with"
     delta = result.change
     assert delta is not None
-    if delta == 0:
+    if unchanged(delta, result.unit):
         return f"= unchanged vs {against} ({value(result.previous, result.unit)})"
     arrow = "▲" if delta > 0 else "▼"
     return (

@@ -9,13 +9,13 @@ from collections.abc import Iterable
 # Tokens recognisable by shape, whether or not they came from this process's environment:
 # Slack tokens (xoxb-…, xapp-…), Discord webhook URLs (…/webhooks/<id>/<token>),
 # Stripe keys (sk_live_…, rk_test_…), HTTP Authorization values.
-_PATTERNS = [
-    re.compile(r"xox[abposr]-[A-Za-z0-9-]+"),  # xoxb-123-456-abc
-    re.compile(r"xapp-[A-Za-z0-9-]+"),  # xapp-1-A0-123-abc
-    re.compile(r"(?<=/webhooks/)(\d+)/[A-Za-z0-9_.-]+"),  # /webhooks/123/tok → /webhooks/***
-    re.compile(r"\b[sr]k_(?:live|test)_[A-Za-z0-9]+"),  # sk_test_4eC39HqLyjWDarjtT1zdp7dc
-    re.compile(r"(?i)(?<=authorization: )(bearer|basic|bot) [^\s'\"]+"),
-    re.compile(r"(?i)(?<=[?&](token|key|api_key|access_token)=)[^&\s'\"]+"),
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"xox[abposr]-[A-Za-z0-9-]+"), "***"),  # xoxb-123-456-abc
+    (re.compile(r"xapp-[A-Za-z0-9-]+"), "***"),  # xapp-1-A0-123-abc
+    (re.compile(r"(/webhooks/\d+/)[A-Za-z0-9_.-]+"), r"\1***"),  # /webhooks/123/tok
+    (re.compile(r"\b[sr]k_(?:live|test)_[A-Za-z0-9]+"), "***"),  # sk_test_4eC39HqLyjWD
+    (re.compile(r"(?i)(authorization: (?:bearer|basic|bot) )[^\s'\"]+"), r"\1***"),
+    (re.compile(r"(?i)([?&](?:token|key|api_key|access_token)=)[^&\s'\"]+"), r"\1***"),
 ]
 REDACTED = "***"
 
@@ -28,8 +28,8 @@ class RedactingFilter(logging.Filter):
     def redact(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, REDACTED)
-        for pattern in _PATTERNS:
-            text = pattern.sub(REDACTED, text)
+        for pattern, replacement in _PATTERNS:
+            text = pattern.sub(replacement, text)
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -58,5 +58,6 @@ def setup_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> Redacting
             handler.addFilter(redactor)
     # httpx logs every request URL at INFO; keep it at WARNING unless debugging.
     if level != "DEBUG":
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+        for noisy in ("httpx", "alembic", "apscheduler.scheduler", "apscheduler.executors.default"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     return redactor

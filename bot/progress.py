@@ -16,8 +16,8 @@ class RichProgress:
         self.console = console or Console()
         self.progress = Progress(
             SpinnerColumn(),
-            TextColumn("{task.description:<28}"),
-            BarColumn(bar_width=None),
+            TextColumn("{task.description:<26}"),
+            BarColumn(bar_width=8),
             TextColumn(
                 "{task.fields[records]:>9,} records · {task.fields[pages]:>4} pages · {task.fields[rate]:>8,.0f}/s"
             ),

@@ -9,6 +9,7 @@ minutes — in exactly one process per database (:mod:`bot.leader`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import signal
@@ -59,6 +60,7 @@ class BotApp:
         self.deliverer = Deliverer(self.engine, self.platforms, clock=self.clock)
         self.scheduler: AsyncIOScheduler | None = None
         self.lock = ScheduleLock(self.engine)
+        self._standby: asyncio.Task[None] | None = None
 
     # -- jobs (each also callable on its own) ---------------------------------------------
 
@@ -169,10 +171,9 @@ class BotApp:
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            # Not available off the main thread (tests run the app in one).
+            with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-            except (NotImplementedError, RuntimeError):  # pragma: no cover - not main thread
-                pass
         for platform in self.platforms.values():
             await platform.start(self.service.handle)
             log.info("platform %s started", platform.name)
@@ -188,11 +189,13 @@ class BotApp:
             )
         else:
             log.info("another instance holds the schedule lock; this one answers commands")
-            asyncio.create_task(self._wait_for_lock(stop))
+            self._standby = asyncio.create_task(self._wait_for_lock(stop))
         try:
             await stop.wait()
         finally:
             log.info("stopping")
+            if self._standby is not None:
+                self._standby.cancel()
             if self.scheduler is not None:
                 self.scheduler.shutdown(wait=False)
             for platform in self.platforms.values():

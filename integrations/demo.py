@@ -391,7 +391,7 @@ class _Generator:
         )
         if solved_at is not None and rng.random() < 0.35:
             at = solved_at + timedelta(hours=rng.uniform(0.5, 30))
-            slow = frt is not None and frt > 600
+            slow = frt is not None and frt > 1440
             weights = (4, 5, 8, 28, 55) if not slow else (12, 12, 16, 30, 30)
             score = rng.choices((1, 2, 3, 4, 5), weights=weights)[0]
             self._emit(
@@ -424,7 +424,7 @@ class _Generator:
                 at = (day + timedelta(hours=rng.uniform(6, 22))).replace(microsecond=0)
                 weights = [1, 1, 1, 2, 2, 3, 5, 10, 18, 27, 30]  # ≈ NPS 35
                 if story:
-                    weights = [3, 3, 4, 6, 6, 9, 12, 14, 16, 14, 13]  # ≈ NPS −12
+                    weights = [2, 2, 3, 4, 5, 7, 10, 15, 18, 17, 17]  # ≈ NPS 0
                 score = rng.choices(range(11), weights=weights)[0]
                 comments = DETRACTOR_COMMENTS if score <= 6 else PROMOTER_COMMENTS
                 self._emit(

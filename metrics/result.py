@@ -66,7 +66,7 @@ class Result:
             "kpi": self.kpi,
             "title": self.title,
             "statistic": self.statistic,
-            "value": self.value,
+            "value": _clean(self.value),
             "unit": self.unit,
             "n": self.n,
             "start": self.start.isoformat(),
@@ -75,20 +75,29 @@ class Result:
         }
         if self.comparison is not None:
             out["comparison"] = self.comparison
-            out["previous"] = self.previous
+            out["previous"] = _clean(self.previous)
             out["previous_n"] = self.previous_n
             out["previous_start"] = _iso(self.previous_start)
             out["previous_end"] = _iso(self.previous_end)
-            out["change"] = self.change
+            out["change"] = _clean(self.change)
         if self.grain is not None or self.dimension is not None:
             out["grain"] = self.grain
             out["dimension"] = self.dimension
             out["series"] = [
-                {"key": p.key, "value": p.value, "n": p.n, **dict(p.extra)} for p in self.series
+                {"key": p.key, "value": _clean(p.value), "n": p.n, **dict(p.extra)}
+                for p in self.series
             ]
         if self.extra:
             out.update({k: v for k, v in self.extra.items() if k not in out})
         return out
+
+
+def _clean(value: float | None) -> float | None:
+    """Round away float noise (1537.894000000001 → 1537.894) without losing precision that
+    matters: 9 significant digits is far finer than any KPI is read."""
+    if value is None:
+        return None
+    return float(f"{value:.9g}")
 
 
 def _iso(value: datetime | None) -> str | None:

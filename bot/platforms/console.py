@@ -8,6 +8,7 @@ digests and alerts are printed as they would be posted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import sys
@@ -55,10 +56,8 @@ class ConsolePlatform:
     async def stop(self) -> None:
         if self._reader is not None:
             self._reader.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
-            except asyncio.CancelledError:
-                pass
             self._reader = None
 
     async def post(self, target: str, reply: Reply, *, thread_ref: str | None = None) -> str | None:
