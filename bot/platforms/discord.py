@@ -119,6 +119,11 @@ def render_embed(reply: Reply) -> dict[str, Any]:
     return embed
 
 
+def notification_text(reply: Reply) -> str | None:
+    """Message text beside the embed: an alert's title, so a phone notification says it."""
+    return _clip(f"🔔 {reply.title}", 2000) if reply.kind == "alert" else None
+
+
 def chart_filename(reply: Reply) -> str:
     """The attachment name: Discord matches ``attachment://`` on it, so keep it plain."""
     name = reply.chart.filename if reply.chart else "chart.png"
@@ -163,8 +168,11 @@ def suggest_queries(current: str, kpi_names: Iterable[str]) -> list[str]:
     if " " in typed:
         return [typed[:_CHOICE_MAX]]
     word = typed.lower()
-    seen: set[str] = set()
-    names = [n for n in kpi_names if n and not (n.lower() in seen or seen.add(n.lower()))]
+    by_folded: dict[str, str] = {}
+    for name in kpi_names:
+        if name:
+            by_folded.setdefault(name.lower(), name)  # "NPS" after "nps" adds nothing
+    names = list(by_folded.values())
     starts = [n for n in names if n.lower().startswith(word)]
     contains = [n for n in names if word in n.lower() and n not in starts]
     return [n[:_CHOICE_MAX] for n in (starts + contains)[:_CHOICES_MAX]]
@@ -706,6 +714,8 @@ def _message_kwargs(reply: Reply) -> dict[str, Any]:
         "embed": discord.Embed.from_dict(render_embed(reply)),
         "allowed_mentions": discord.AllowedMentions.none(),  # data never pings anyone
     }
+    if notification_text(reply):
+        kwargs["content"] = notification_text(reply)
     if reply.chart is not None:
         kwargs["file"] = discord.File(
             io.BytesIO(reply.chart.png),
@@ -720,6 +730,8 @@ def _webhook_payload(reply: Reply) -> dict[str, Any]:
         "embeds": [render_embed(reply)],
         "allowed_mentions": {"parse": []},
     }
+    if notification_text(reply):
+        payload["content"] = notification_text(reply)
     if reply.chart is not None:
         attachment: dict[str, Any] = {"id": 0, "filename": chart_filename(reply)}
         if reply.chart.alt_text:

@@ -359,6 +359,7 @@ async def test_an_alert_reminder_replies_to_the_first_alert(
 
     opening, reminder = fake.find("POST", f"/channels/{CHANNEL_ID}/messages")
     assert "message_reference" not in opening.json
+    assert opening.json["content"] == "🔔 FRT p90 above 4h"  # what a phone notification shows
     assert reminder.json["message_reference"]["message_id"] == int(first or 0)
     assert reminder.json["message_reference"]["fail_if_not_exists"] is False
     assert opening.files == []
