@@ -79,6 +79,16 @@ _WEBHOOK_URL = re.compile(
 _WEBHOOK_NAME = re.compile(r"^[A-Za-z0-9_]+$")  # webhook:alerts → DISCORD_ALERTS_WEBHOOK_URL
 _SNOWFLAKE = re.compile(r"^\d{1,20}$")  # 123456789012345678
 
+# What the bot needs where it posts (DISCORD.md explains each): 117760.
+INVITE_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    embed_links=True,
+    attach_files=True,
+    read_message_history=True,  # replying to an earlier alert needs it
+)
+INVITE_SCOPES = ("bot", "applications.commands")
+
 KpiNames = Callable[[], Iterable[str]]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -247,6 +257,14 @@ def parse_guild_ids(text: str | None, *, env_var: str = "DISCORD_GUILD_IDS") -> 
     return tuple(dict.fromkeys(ids))
 
 
+def invite_url(application_id: int | str) -> str:
+    """The link a server admin opens to add the bot with the scopes and permissions it needs."""
+    return (
+        f"https://discord.com/oauth2/authorize?client_id={application_id}"
+        f"&scope={'+'.join(INVITE_SCOPES)}&permissions={INVITE_PERMISSIONS.value}"
+    )
+
+
 # -- the REST base URL -------------------------------------------------------------------
 
 
@@ -388,6 +406,8 @@ class DiscordPlatform:
             )
         else:
             log.info("discord: connected; /kpi registered in %s", self._where_registered())
+        if self.client.application_id is not None:
+            log.info("discord: invite the bot with %s", invite_url(self.client.application_id))
 
     async def stop(self) -> None:
         """Disconnect and close every connection; safe to call twice or without start."""

@@ -13,6 +13,7 @@ from bot.platforms.discord import (
     DiscordPlatform,
     Webhook,
     chart_filename,
+    invite_url,
     notification_text,
     parse_guild_ids,
     render_embed,
@@ -204,3 +205,11 @@ def test_without_overrides_the_platform_talks_to_discord() -> None:
     assert platform.api_url == DEFAULT_API_URL == "https://discord.com/api/v10"
     assert platform.guild_ids == () and platform.webhooks == {}
     assert platform.answers_ephemeral is True
+
+
+def test_the_invite_link_in_discord_md_is_the_one_the_code_builds() -> None:
+    doc = (Path(__file__).parents[2] / "bot" / "platforms" / "DISCORD.md").read_text("utf-8")
+    link = invite_url("<APPLICATION_ID>")
+
+    assert link.endswith("scope=bot+applications.commands&permissions=117760")
+    assert link in doc
