@@ -170,6 +170,7 @@ class FakeDiscord:
         self.identify: dict[str, Any] | None = None  # the IDENTIFY payload, once received
         self.requests: list[Recorded] = []
         self.webhook_headers: dict[str, str] = {}  # added to every successful webhook post
+        self.close_gateway_with: int | None = None  # a close code to answer IDENTIFY with
         self.identified = asyncio.Event()
         self._scripted: list[_Scripted] = []
         self._sockets: list[web.WebSocketResponse] = []
@@ -459,6 +460,9 @@ class FakeDiscord:
                 await ws.send_json({"op": 11, "d": None, "s": None, "t": None})
             elif frame["op"] == 2:  # identify
                 self.identify = frame["d"]
+                if self.close_gateway_with is not None:  # e.g. 4004: authentication failed
+                    await ws.close(code=self.close_gateway_with)
+                    break
                 await ws.send_json(
                     {
                         "op": 0,

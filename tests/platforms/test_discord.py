@@ -9,6 +9,7 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import discord.http
 import pytest
 
 from bot.errors import ConfigError, PlatformError
@@ -326,6 +327,32 @@ async def test_a_refused_token_is_a_configuration_error(
 
     assert caught.value.key == "DISCORD_BOT_TOKEN"
     assert "not-the-token" not in str(caught.value)
+
+
+async def test_a_gateway_that_refuses_the_session_fails_start(
+    fake: FakeDiscord, make_platform: Callable[..., DiscordPlatform]
+) -> None:
+    fake.close_gateway_with = 4004  # Authentication failed
+
+    with pytest.raises(PlatformError) as caught:
+        await started(make_platform, FakeHandler())
+
+    assert caught.value.code == "gateway"
+    assert "4004" in str(caught.value)
+
+
+async def test_stop_points_discord_py_back_at_discord(
+    fake: FakeDiscord, make_platform: Callable[..., DiscordPlatform]
+) -> None:
+    platform = await started(make_platform, FakeHandler())
+    while_running = discord.http.Route.BASE
+    assert while_running == fake.api_url
+
+    await platform.stop()
+    await platform.stop()  # twice is harmless
+
+    after = discord.http.Route.BASE
+    assert after == "https://discord.com/api/v10"
 
 
 # -- posting -------------------------------------------------------------------------------
