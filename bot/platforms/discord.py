@@ -37,7 +37,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import aiohttp
 import discord
@@ -46,6 +46,9 @@ from discord import app_commands
 from bot.errors import ConfigError, PlatformError
 from bot.platforms.base import CommandHandler, CommandRequest
 from bot.replies import Reply, Tone
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -343,7 +346,7 @@ class DiscordPlatform:
     @classmethod
     def from_settings(
         cls,
-        settings: Any,
+        settings: Settings,
         *,
         kpi_names: KpiNames | None = None,
         environ: Mapping[str, str] | None = None,
@@ -394,10 +397,10 @@ class DiscordPlatform:
         finally:
             connected.cancel()
         if self._gateway in done:
-            exc = self._gateway.exception()
+            exc = None if self._gateway.cancelled() else self._gateway.exception()
+            why = f"{type(exc).__name__}: {exc}" if exc else "closed"
             raise PlatformError(
-                f"discord: the gateway connection ended at start ({type(exc).__name__}: {exc})",
-                code="gateway",
+                f"discord: the gateway connection ended at start ({why})", code="gateway"
             ) from None
         if not done:
             log.warning(
