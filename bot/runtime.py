@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import signal
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from bot.alerts import AlertEngine
 from bot.commands import KpiService
 from bot.delivery import Deliverer
 from bot.digests import build_digest
+from bot.errors import ConfigError
 from bot.leader import ScheduleLock
 from bot.platforms.base import Platform
 from bot.platforms.console import ConsolePlatform
@@ -175,8 +175,9 @@ class BotApp:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
         for platform in self.platforms.values():
-            await platform.start(self.service.handle)
-            log.info("platform %s started", platform.name)
+            if receives_commands(platform, self.settings):
+                await platform.start(self.service.handle)
+                log.info("platform %s started", platform.name)
         if self.lock.acquire():
             self.scheduler = self.build_scheduler()
             self.scheduler.start()
@@ -229,22 +230,39 @@ def last_fire_time(digest: DigestConfig, tz: object, now: datetime) -> datetime 
         probe = fire + timedelta(seconds=1)
 
 
+def _kpi_names() -> list[str]:
+    from metrics import KPIS
+
+    return sorted({k.name for k in KPIS} | {a for k in KPIS for a in k.aliases})
+
+
+def receives_commands(platform: Platform, settings: Settings) -> bool:
+    """A Discord set-up with only a webhook URL posts digests and alerts but has no gateway."""
+    return not (platform.name == "discord" and not settings.env("DISCORD_BOT_TOKEN"))
+
+
 def build_platforms(settings: Settings) -> dict[str, Platform]:
     """The chat platforms to start: by config, or whichever have tokens, else the console."""
+    from bot.platforms import PLATFORMS, platform_class
+
     wanted = settings.config.bot.platform
-    names = (
-        [wanted]
-        if wanted != "auto"
-        else [n for n in ("slack", "discord") if n in settings.platforms]
-    )
+    if wanted == "auto":
+        names = [n for n in PLATFORMS if n in settings.platforms]
+    else:
+        if wanted != "console" and wanted not in settings.platforms:
+            raise ConfigError(
+                "bot.platform",
+                f"{wanted} is selected but its credentials are not set",
+                f"set the {wanted.upper()}_* environment variables (README) or use 'auto'",
+            )
+        names = [wanted]
     platforms: dict[str, Platform] = {}
     for name in names:
         if name == "console":
             continue
-        from bot.platforms import PLATFORMS
-
-        module = importlib.import_module(PLATFORMS[name])
-        platforms[name] = module.from_settings(settings)
+        cls = platform_class(name)
+        kwargs = {"kpi_names": _kpi_names} if name == "discord" else {}
+        platforms[name] = cls.from_settings(settings, **kwargs)  # type: ignore[attr-defined]
     if not platforms:
         platforms["console"] = ConsolePlatform(chart_dir=settings.config.bot.chart_dir)
     return platforms

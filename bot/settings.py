@@ -226,7 +226,10 @@ SOURCE_ENV: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 PLATFORM_ENV: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "slack": (("SLACK_BOT_TOKEN",), ("SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_API_URL")),
-    "discord": (("DISCORD_BOT_TOKEN",), ("DISCORD_API_URL", "DISCORD_WEBHOOK_URL")),
+    "discord": (
+        ("DISCORD_BOT_TOKEN",),
+        ("DISCORD_API_URL", "DISCORD_GUILD_IDS", "DISCORD_WEBHOOK_URL"),
+    ),
 }
 SECRET_SUFFIXES = ("TOKEN", "KEY", "SECRET", "WEBHOOK_URL")
 
@@ -289,7 +292,7 @@ def load_settings(
         config_path=path if path and path.exists() else None,
         config=config,
         sources=_credentials(env, SOURCE_ENV),
-        platforms=_credentials(env, PLATFORM_ENV),
+        platforms=_platforms(env),
         log_level=level,
     )
 
@@ -398,6 +401,19 @@ def _credentials(
             raise ConfigError(key, f"{base!r} is not an http(s) URL", "use e.g. https://…")
         out[name] = SourceCredentials(values=values, base_url=base)
     return out
+
+
+def _platforms(env: Mapping[str, str]) -> dict[str, SourceCredentials]:
+    platforms = _credentials(env, PLATFORM_ENV)
+    # Discord through a channel webhook alone: digests and alerts, no gateway, no /kpi.
+    if "discord" not in platforms and env.get("DISCORD_WEBHOOK_URL"):
+        values: dict[str, SecretStr | str] = {
+            "DISCORD_WEBHOOK_URL": SecretStr(env["DISCORD_WEBHOOK_URL"])
+        }
+        if env.get("DISCORD_API_URL"):
+            values["DISCORD_API_URL"] = env["DISCORD_API_URL"]
+        platforms["discord"] = SourceCredentials(values=values, base_url=env.get("DISCORD_API_URL"))
+    return platforms
 
 
 def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
