@@ -30,7 +30,7 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_bolt.async_app import AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -288,7 +288,7 @@ class SlackPlatform:
 
     # -- /kpi --------------------------------------------------------------------------
 
-    async def _on_kpi(self, ack: Any, command: dict[str, Any], respond: AsyncRespond) -> None:
+    async def _on_kpi(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         text = (command.get("text") or "").strip()
         await ack(text=f"⏳ Working on `{escape(f'{COMMAND} {text}'.strip())}`…")
         request = CommandRequest(
