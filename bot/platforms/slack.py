@@ -213,7 +213,15 @@ class SlackPlatform:
     async def start(self, handler: CommandHandler) -> None:
         """Check the bot token, then connect (Socket Mode) or listen (HTTP); return once up."""
         self._handler = handler
-        await self._introduce()
+        if self.client.session is None:
+            # One connection pool for every Web API call: an answer makes four or five,
+            # and without it each opens (and on slack.com, TLS-handshakes) its own.
+            self.client.session = aiohttp.ClientSession()
+        try:
+            await self._introduce()
+        except PlatformError:
+            await self.stop()
+            raise
         if self.mode == "socket":
             self._socket = AsyncSocketModeHandler(self.app, self._app_token)
             await self._socket.connect_async()
@@ -234,6 +242,9 @@ class SlackPlatform:
             await self._runner.cleanup()
             self._runner = None
         await self.drain(DRAIN_SECONDS)
+        if self.client.session is not None:
+            await self.client.session.close()
+            self.client.session = None
 
     async def drain(self, timeout: float | None = None) -> None:
         """Wait for the ``/kpi`` answers in flight; cancel those still running at ``timeout``."""
