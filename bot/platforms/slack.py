@@ -58,7 +58,15 @@ PACE_SECONDS = 1.0  # chat.postMessage: one message per second per channel
 MAX_ALT_TEXT = 1000  # files.getUploadURLExternal's alt_txt limit
 DRAIN_SECONDS = 10.0  # how long stop() lets in-flight answers finish
 
-CHANNEL_ERRORS = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
+# What Slack's refusal means for the person who asked, and what to do about it.
+CHANNEL_HINTS = {
+    "not_in_channel": "I'm not a member of this channel. Invite me with {invite} and ask again.",
+    "channel_not_found": (
+        "I can't see this conversation. In a private channel, invite me with {invite}; "
+        "in a direct message, ask without “here”."
+    ),
+    "is_archived": "This channel is archived, so nothing can be posted in it.",
+}
 AUTH_ERRORS = frozenset(
     {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
 )
@@ -317,7 +325,7 @@ class SlackPlatform:
         try:
             reply = await self._ask(request)
             if reply.ephemeral:
-                await self._respond(respond, reply, notes=self._chart_note(reply, request))
+                await self._respond(respond, request, reply, notes=self._chart_note(reply, request))
             else:
                 await self._answer_in_channel(request, reply, respond)
         except Exception:
@@ -351,7 +359,7 @@ class SlackPlatform:
         except SlackApiError as exc:
             # Not posted: the asker still gets the answer, privately, and how to fix it.
             hint = self._refusal(exc, "chat.postMessage", channel)
-            await self._respond(respond, reply, notes=(hint,))
+            await self._respond(respond, request, reply, notes=(hint,))
             return
         if reply.chart is not None:
             try:
@@ -374,16 +382,31 @@ class SlackPlatform:
         )
 
     async def _respond(
-        self, respond: AsyncRespond, reply: Reply, *, notes: Sequence[str] = ()
+        self,
+        respond: AsyncRespond,
+        request: CommandRequest,
+        reply: Reply,
+        *,
+        notes: Sequence[str] = (),
     ) -> None:
+        """Reply to the asker only, replacing the "working on it" note."""
+        text, blocks = fallback_text(reply), render_blocks(reply, notes=notes)
         response = await respond(
-            text=fallback_text(reply),
-            blocks=render_blocks(reply, notes=notes),
-            response_type="ephemeral",
-            replace_original=True,
+            text=text, blocks=blocks, response_type="ephemeral", replace_original=True
         )
-        if response.status_code != 200:
-            log.warning("Slack: response_url refused the reply (HTTP %s)", response.status_code)
+        if response.status_code == 200:
+            return
+        # A response_url lasts 30 minutes and 5 uses; past that, chat.postEphemeral.
+        log.warning(
+            "Slack: response_url refused the reply (HTTP %s); trying chat.postEphemeral",
+            response.status_code,
+        )
+        try:
+            await self.client.chat_postEphemeral(
+                channel=request.channel_id, user=request.user_id, text=text, blocks=blocks
+            )
+        except SlackApiError as exc:
+            self._refusal(exc, "chat.postEphemeral", request.channel_id)
 
     # -- posts -------------------------------------------------------------------------
 
@@ -445,25 +468,19 @@ class SlackPlatform:
         """Log why Slack refused ``method`` in one line; return the hint for a person."""
         code = _error_code(exc)
         invite = f"/invite @{self._bot_name}"
-        if code in CHANNEL_ERRORS:
-            hint = f"I'm not a member of this channel. Invite me with {invite} and ask again."
-            log.warning(
-                "Slack: %s in %s refused (%s): invite the bot: %s", method, channel, code, invite
-            )
-        elif code in AUTH_ERRORS:
-            hint = "Slack rejected kpibot's token; an admin needs to check SLACK_BOT_TOKEN."
+        if code in AUTH_ERRORS:
             log.error(
                 "Slack: %s refused (%s): check SLACK_BOT_TOKEN, reinstall the app", method, code
             )
-        elif code == "missing_scope":
+            return "Slack rejected kpibot's token; an admin needs to check SLACK_BOT_TOKEN."
+        if code == "missing_scope":
             needed = exc.response.get("needed", "?")
-            hint = f"kpibot lacks the Slack permission {needed}; reinstall it from its manifest."
             log.error(
-                "Slack: %s needs the scope %s: reinstall from config/slack-manifest.yml",
-                method,
-                needed,
+                "Slack: %s needs the scope %s: reinstall the app from its manifest", method, needed
             )
-        else:
-            hint = f"Slack refused it ({code})."
-            log.warning("Slack: %s in %s refused (%s)", method, channel, code)
+            return f"kpibot lacks the Slack permission {needed}; reinstall it from its manifest."
+        hint = CHANNEL_HINTS.get(code, "Slack refused it ({code}).").format(
+            code=code, invite=invite
+        )
+        log.warning("Slack: %s in %s refused (%s): %s", method, channel, code, hint)
         return hint

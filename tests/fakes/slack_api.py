@@ -57,6 +57,7 @@ class FakeSlackAPI:
         self.calls: list[Call] = []
         self.uploads: dict[str, bytes] = {}  # file id → the bytes uploaded
         self.not_member: set[str] = set()  # channels the bot was never invited to
+        self.expired: set[str] = set()  # response_url keys past their 30 minutes
         self._faults: dict[str, list[_Fault]] = {}
         self._files: dict[str, dict[str, Any]] = {}
         self._ts = itertools.count(1)
@@ -237,7 +238,10 @@ class FakeSlackAPI:
 
     async def _response_url(self, request: web.Request) -> web.Response:
         payload = await request.json()
-        await self._record(Call("response", {**payload, "key": request.match_info["key"]}))
+        key = request.match_info["key"]
+        await self._record(Call("response", {**payload, "key": key}))
+        if key in self.expired:
+            return web.Response(status=404, text="expired_url")
         problems = check_blocks(payload["blocks"]) if "blocks" in payload else []
         if problems:
             return web.Response(status=400, text="invalid_blocks")

@@ -333,11 +333,19 @@ async def test_a_crashing_handler_gets_the_asker_an_ephemeral_error(
 # -- refusals and rate limits ---------------------------------------------------------------
 
 
-async def test_not_in_channel_gives_the_asker_the_answer_privately_and_an_invite_hint(
-    fake: FakeSlackAPI, started: Started, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("code", "hint"),
+    [
+        ("not_in_channel", "Invite me with /invite @kpibot"),
+        ("channel_not_found", "in a direct message, ask without “here”"),
+        ("invalid_auth", "check SLACK_BOT_TOKEN"),
+    ],
+)
+async def test_a_refused_channel_answer_reaches_the_asker_privately_with_the_fix(
+    fake: FakeSlackAPI, started: Started, caplog: pytest.LogCaptureFixture, code: str, hint: str
 ) -> None:
-    fake.not_member.add("C0KPI")
     platform = await started(StubHandler(ANSWER))
+    fake.fail_next("chat.postMessage", code)
 
     await send_kpi(platform, fake, "nps last 30d here")
     (response,) = await fake.wait_for("response")
@@ -345,10 +353,26 @@ async def test_not_in_channel_gives_the_asker_the_answer_privately_and_an_invite
 
     assert response.params["response_type"] == "ephemeral"
     shown = str(response.params["blocks"])
-    assert "NPS 42 ±6 (n=318)" in shown
-    assert "/invite @kpibot" in shown
+    assert "NPS 42 ±6 (n=318)" in shown and hint in shown
+    assert check_blocks(response.params["blocks"]) == []
     assert fake.of("files.getUploadURLExternal") == []
-    assert "not_in_channel" in caplog.text and "/invite @kpibot" in caplog.text
+    (logged,) = [r for r in caplog.records if code in r.getMessage()]
+    assert logged.levelno >= logging.WARNING
+
+
+async def test_an_expired_response_url_falls_back_to_chat_post_ephemeral(
+    fake: FakeSlackAPI, started: Started
+) -> None:
+    fake.expired.add("cmd1")
+    platform = await started(StubHandler(HELP))
+
+    await send_kpi(platform, fake, "help")
+    (ephemeral,) = await fake.wait_for("chat.postEphemeral")
+    await platform.drain()
+
+    assert ephemeral.params["channel"] == "C0KPI"
+    assert ephemeral.params["user"] == "U0ASKER"
+    assert ephemeral.params["blocks"][0]["text"]["text"] == "kpibot help"
 
 
 async def test_a_refused_chart_upload_tells_the_asker_why(
