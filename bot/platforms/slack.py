@@ -133,6 +133,10 @@ def _error_code(exc: SlackApiError) -> str:
     return str(exc.response.get("error", "unknown_error"))
 
 
+def _unreachable(exc: aiohttp.ClientError) -> PlatformError:
+    return PlatformError(f"cannot reach the Slack API: {exc}", code="connection")
+
+
 class SlackPlatform:
     """kpibot on Slack. ``mode="socket"`` (``kpibot run``) needs ``SLACK_APP_TOKEN``;
     ``mode="http"`` (``kpibot serve``) needs ``SLACK_SIGNING_SECRET`` and listens on
@@ -275,7 +279,7 @@ class SlackPlatform:
             )
             raise PlatformError(f"Slack rejected SLACK_BOT_TOKEN ({code})", code=code) from None
         except aiohttp.ClientError as exc:
-            raise PlatformError(f"cannot reach the Slack API: {exc}", code="connection") from None
+            raise _unreachable(exc) from None
         self._bot_name = str(who.get("user") or self._bot_name)
 
     # -- HTTP mode ---------------------------------------------------------------------
@@ -293,7 +297,7 @@ class SlackPlatform:
         # missing or malformed timestamp, which Bolt answers with a 500, into the 401.
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
         if not timestamp.isdigit() or not request.headers.get("X-Slack-Signature"):
-            log.warning("Slack: refused an unsigned request to %s", EVENTS_PATH)
+            log.info("Slack: refused an unsigned request to %s", EVENTS_PATH)
             return web.json_response({"error": "invalid request"}, status=401)
         response = await self.app.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(response)
@@ -375,7 +379,7 @@ class SlackPlatform:
         await respond(delete_original=True)  # the "working on it" note
 
     def _chart_note(self, reply: Reply, request: CommandRequest) -> tuple[str, ...]:
-        if reply.chart is None:
+        if reply.chart is None or request.text.split()[-1:] == ["here"]:
             return ()
         return (
             f"📈 Charts come with answers shared in the channel: {COMMAND} {request.text} here",
@@ -426,7 +430,7 @@ class SlackPlatform:
             hint = self._refusal(exc, "chat.postMessage", channel)
             raise PlatformError(f"Slack refused the post to {channel}: {hint}", code=code) from None
         except aiohttp.ClientError as exc:
-            raise PlatformError(f"cannot reach the Slack API: {exc}", code="connection") from None
+            raise _unreachable(exc) from None
         root = thread_ref or ts
         if reply.chart is not None:
             try:

@@ -313,6 +313,18 @@ async def test_ephemeral_answer_with_a_chart_says_how_to_share_it(
     assert fake.of("files.getUploadURLExternal") == []  # Slack has no ephemeral files
 
 
+async def test_an_ephemeral_chart_after_here_gets_no_suggestion_to_add_here(
+    fake: FakeSlackAPI, started: Started
+) -> None:
+    platform = await started(StubHandler(replace(ANSWER, ephemeral=True)))
+
+    await send_kpi(platform, fake, "mrr last 30d here")
+    (response,) = await fake.wait_for("response")
+    await platform.drain()
+
+    assert "here" not in str(response.params["blocks"][-1])
+
+
 async def test_a_crashing_handler_gets_the_asker_an_ephemeral_error(
     fake: FakeSlackAPI, started: Started, caplog: pytest.LogCaptureFixture
 ) -> None:
