@@ -358,8 +358,10 @@ class SlackPlatform:
         self, request: CommandRequest, reply: Reply, respond: AsyncRespond
     ) -> None:
         channel = request.channel_id
+        # Slack shows nobody the command itself: say who asked what, without an @-mention.
+        asked = f"{request.user_name or 'someone'} asked: {COMMAND} {request.text}"
         try:
-            await self._post_message(channel, reply)
+            await self._post_message(channel, reply, notes=(asked,))
         except SlackApiError as exc:
             # Not posted: the asker still gets the answer, privately, and how to fix it.
             hint = self._refusal(exc, "chat.postMessage", channel)
@@ -442,13 +444,18 @@ class SlackPlatform:
         return root
 
     async def _post_message(
-        self, channel: str, reply: Reply, *, thread_ts: str | None = None
+        self,
+        channel: str,
+        reply: Reply,
+        *,
+        thread_ts: str | None = None,
+        notes: Sequence[str] = (),
     ) -> str:
         await self._pacer.wait(channel)
         response = await self.client.chat_postMessage(
             channel=channel,
             text=fallback_text(reply),
-            blocks=render_blocks(reply),
+            blocks=render_blocks(reply, notes=notes),
             thread_ts=thread_ts,
             unfurl_links=False,
             unfurl_media=False,

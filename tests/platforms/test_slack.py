@@ -174,7 +174,10 @@ async def test_kpi_over_http_acks_at_once_then_posts_the_answer_and_its_png_char
     assert header["text"]["text"] == "NPS, last 30 days"
     assert figure["text"]["text"] == "*NPS 42 ±6 (n=318)*\n🔴 ▼ 9 vs previous 30 days"
     assert [f["text"] for f in fields["fields"]] == ["*Promoters*\n48%", "*Detractors*\n🔴 6%"]
-    assert [e["text"] for e in context["elements"]] == list(ANSWER.context)
+    assert [e["text"] for e in context["elements"]] == [
+        *ANSWER.context,
+        "ada asked: /kpi nps last 30d here",
+    ]
     (url_request,) = fake.of("files.getUploadURLExternal")
     assert url_request.params["alt_txt"] == CHART.alt_text
     (complete,) = fake.of("files.completeUploadExternal")
