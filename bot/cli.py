@@ -328,21 +328,43 @@ def serve(
 ) -> None:
     """Slack HTTP mode: Slack's requests at /slack/events, a health check at /healthz.
 
+    Needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET. The Procfile's web process.
+
     Example: [bold]PORT=3000 kpibot serve[/bold]
     """
     import os
 
-    settings = _settings()
+    from bot.errors import PlatformError
+
+    settings = _settings(quiet=False)
     engine = _engine(settings)
-    try:
-        from bot.platforms import slack
-    except ImportError:  # pragma: no cover
-        _fail(1, "Slack support is not installed")
-    if "slack" not in settings.platforms or not settings.env("SLACK_SIGNING_SECRET"):
-        _fail(EXIT_NOT_READY, "SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET must be set for HTTP mode")
-    bot = _app(settings, engine)
     listen = port or int(os.environ.get("PORT", "3000"))
-    asyncio.run(slack.serve(settings, bot.service.handle, port=listen))  # type: ignore[attr-defined]
+    try:
+        from bot.platforms.slack import SlackPlatform
+
+        platform = SlackPlatform(settings, mode="http", port=listen)
+    except ConfigError as exc:
+        _fail(EXIT_NOT_READY, f"configuration error: {exc}")
+    bot = _app(settings, engine)
+
+    async def main() -> None:
+        import signal
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await platform.start(bot.service.handle)
+        logging.getLogger(__name__).info("listening on port %d: /slack/events, /healthz", listen)
+        try:
+            await stop.wait()
+        finally:
+            await platform.stop()
+
+    try:
+        asyncio.run(main())
+    except PlatformError as exc:
+        _fail(1, str(exc))
 
 
 @db_app.command("upgrade")

@@ -12,6 +12,7 @@ import importlib
 PLATFORMS: dict[str, str] = {
     "console": "bot.platforms.console:ConsolePlatform",
     "discord": "bot.platforms.discord:DiscordPlatform",
+    "slack": "bot.platforms.slack:SlackPlatform",
 }
 
 

@@ -12,15 +12,17 @@ import contextlib
 import logging
 import re
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import ClassVar, TextIO
+from typing import Any, ClassVar, TextIO
 
 from rich.console import Console
 from rich.markup import escape
 
 from bot.platforms.base import CommandHandler, CommandRequest
 from bot.replies import Reply, Tone
+from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,10 @@ class ConsolePlatform:
         self._reader: asyncio.Task[None] | None = None
         self._counter = 0
 
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> ConsolePlatform:
+        return cls(chart_dir=settings.config.bot.chart_dir, **kwargs)
+
     async def start(self, handler: CommandHandler) -> None:
         self._reader = asyncio.create_task(self._read_commands(handler), name="console-stdin")
 
@@ -70,11 +76,21 @@ class ConsolePlatform:
 
     async def _read_commands(self, handler: CommandHandler) -> None:
         loop = asyncio.get_running_loop()
+        lines: asyncio.Queue[str] = asyncio.Queue()
+
+        def read() -> None:  # a daemon thread: a blocked readline never holds up Ctrl-C
+            while True:
+                line = self.stdin.readline()
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+                if line == "":
+                    return
+
+        threading.Thread(target=read, name="console-stdin", daemon=True).start()
         self.console.print(
             "[dim]Type a query like [bold]/kpi csat last 7d[/bold] (or `help`).[/dim]"
         )
         while True:
-            line = await loop.run_in_executor(None, self.stdin.readline)
+            line = await lines.get()
             if line == "":  # end of input: keep running the schedule, stop reading
                 log.info("console: end of input, no more commands will be read")
                 return

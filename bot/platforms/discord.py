@@ -82,7 +82,7 @@ _WEBHOOK_URL = re.compile(
 _WEBHOOK_NAME = re.compile(r"^[A-Za-z0-9_]+$")  # webhook:alerts → DISCORD_ALERTS_WEBHOOK_URL
 _SNOWFLAKE = re.compile(r"^\d{1,20}$")  # 123456789012345678
 
-# What the bot needs where it posts (DISCORD.md explains each): 117760.
+# What the bot needs where it posts (docs/discord.md explains each): 117760.
 INVITE_PERMISSIONS = discord.Permissions(
     view_channel=True,
     send_messages=True,
@@ -615,7 +615,7 @@ class DiscordPlatform:
         except discord.Forbidden:
             raise PlatformError(
                 "discord: may not register /kpi in a server listed in DISCORD_GUILD_IDS; "
-                "invite the bot with the applications.commands scope (see DISCORD.md)",
+                "invite the bot with the applications.commands scope (see docs/discord.md in the kpibot repository)",
                 code="forbidden",
             ) from None
 

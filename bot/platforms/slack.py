@@ -148,6 +148,10 @@ class SlackPlatform:
 
     name: ClassVar[str] = "slack"
 
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> SlackPlatform:
+        return cls(settings, **kwargs)
+
     def __init__(
         self,
         settings: Settings,

@@ -71,8 +71,8 @@ def test_every_registered_kpi_maps_to_a_kind_with_a_renderer():
 
 
 def test_every_kind_is_documented():
-    doc = (ROOT / "bot" / "CHARTS.md").read_text()
+    doc = (ROOT / "docs" / "charts.md").read_text()
 
     for kind in charts.CHART_KINDS:
-        assert f"`{kind}`" in doc, f"bot/CHARTS.md does not describe the {kind!r} chart"
+        assert f"`{kind}`" in doc, f"docs/charts.md does not describe the {kind!r} chart"
     assert "KPIBOT_REGENERATE_GOLDENS" in doc

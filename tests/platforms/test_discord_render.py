@@ -208,7 +208,7 @@ def test_without_overrides_the_platform_talks_to_discord() -> None:
 
 
 def test_the_invite_link_in_discord_md_is_the_one_the_code_builds() -> None:
-    doc = (Path(__file__).parents[2] / "bot" / "platforms" / "DISCORD.md").read_text("utf-8")
+    doc = (Path(__file__).parents[2] / "docs" / "discord.md").read_text("utf-8")
     link = invite_url("<APPLICATION_ID>")
 
     assert link.endswith("scope=bot+applications.commands&permissions=117760")
