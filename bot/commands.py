@@ -18,8 +18,9 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from bot import format as fmt
 from bot.freshness import SourceFreshness, freshness
@@ -254,14 +255,14 @@ class KpiService:
             return Reply(title="Mute an alert", kind="error", text=str(exc.args[0]), ephemeral=True)
         return Reply(title="Alert muted", kind="answer", text=text, ephemeral=False)
 
-    def freshness_for(self, conn: object, kpi: KPI, now: datetime) -> list[SourceFreshness]:
+    def freshness_for(self, conn: Connection, kpi: KPI, now: datetime) -> list[SourceFreshness]:
         sources = self.settings.config.sources
         stale_after = {
             name: timedelta(minutes=getattr(sources, name).stale_after_minutes)
             for name in type(sources).model_fields
         }
         return freshness(
-            conn,  # type: ignore[arg-type]
+            conn,
             tables=kpi.sources,
             stream_tables=self.stream_tables,
             stale_after=stale_after,
@@ -291,7 +292,7 @@ def result_reply(
     *,
     now: datetime,
 ) -> Reply:
-    tz = _zone(result.timezone)
+    tz = ZoneInfo(result.timezone)
     title = result.title
     headline = headline_text(result)
     fields = list(detail_fields(result))
@@ -413,12 +414,6 @@ def _chartable_over_time(query: Query, kpi: KPI) -> bool:
         and query.ranking is None
         and bool(kpi.grains)
     )
-
-
-def _zone(name: str):  # type: ignore[no-untyped-def]
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(name)
 
 
 def _replace(reply: Reply, **changes: object) -> Reply:
