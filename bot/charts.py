@@ -289,7 +289,7 @@ class _UnitFormatter(Formatter):
         self.unit = unit
         self._ticks: list[float] = []
 
-    def set_locs(self, locs: Sequence[float]) -> None:
+    def set_locs(self, locs: list[float]) -> None:
         super().set_locs(locs)
         self._ticks = [float(v) for v in locs]
 
@@ -317,19 +317,20 @@ class _UnitFormatter(Formatter):
 class _DurationLocator(Locator):
     """Ticks at whole minutes, hours or days, so that labels read "30m", "2h", "3d"."""
 
-    _STEPS = (1, 2, 5, 10, 15, 20, 30, 60, 120, 180, 240, 360, 480, 720)
+    _STEPS: tuple[int, ...] = (1, 2, 5, 10, 15, 20, 30, 60, 120, 180, 240, 360, 480, 720)
     _STEPS += tuple(1440 * d for d in (1, 2, 3, 5, 7, 14, 28))
 
     def __init__(self, nbins: int = 6) -> None:
         self.nbins = nbins
 
     def __call__(self) -> Sequence[float]:
+        assert self.axis is not None, "a locator is called once set on an axis"
         vmin, vmax = self.axis.get_view_interval()
         return self.tick_values(vmin, vmax)
 
     def tick_values(self, vmin: float, vmax: float) -> Sequence[float]:
         span = max(vmax - vmin, 1e-9)
-        step = next((s for s in self._STEPS if span / s <= self.nbins), None)
+        step: float | None = next((s for s in self._STEPS if span / s <= self.nbins), None)
         if step is None:  # months or more: nice numbers of days
             days = MaxNLocator(self.nbins, steps=[1, 2, 5, 10]).tick_values(
                 vmin / 1440, vmax / 1440
@@ -721,11 +722,9 @@ def _y_limits(
     if zero:
         lo, hi = min(lo, 0.0), max(hi, 0.0)
     span = hi - lo
-    if span <= max(abs(hi), abs(lo), 1.0) * 1e-9:  # all equal: give it room
+    if span <= max(abs(hi), abs(lo), 1.0) * 1e-9:  # all equal (with zero: all zero)
         half = max(abs(hi) * 0.1, 1.0)
-        lo, hi = (lo, hi + 2 * half) if zero and lo == 0 else (lo - half, hi + half)
-        if zero and lo < 0 == hi:
-            lo, hi = lo - 2 * half, 0.0
+        lo, hi = (0.0, 2 * half) if zero else (lo - half, hi + half)
         span = hi - lo
     pad = span * 0.06
     ax.set_ylim(lo if zero and lo == 0 else lo - pad, hi if zero and hi == 0 else hi + pad)
@@ -806,15 +805,22 @@ def _label_last(ax: Axes, s: _Series, y: np.ndarray, unit: str, color: str) -> N
     )
 
 
-def _previous(ax: Axes, s: _Series, result: Result) -> np.ndarray | None:
-    """The comparison period as a faint line, bucket i of it over bucket i of this one."""
+def _previous_values(result: Result, length: int) -> np.ndarray | None:
+    """The comparison period's values, bucket i of it matched to bucket i of this one;
+    ``None`` when it has none."""
     prev = result.previous_series
-    if not prev or not len(s.x):
+    if not prev or not length:
         return None
-    n = min(len(prev), len(s.x))
-    y = np.full(len(s.x), np.nan)
+    n = min(len(prev), length)
+    y = np.full(length, np.nan)
     y[:n] = [_num(p.value) for p in prev[:n]]
-    if not np.isfinite(y).any():
+    return y if np.isfinite(y).any() else None
+
+
+def _previous(ax: Axes, s: _Series, result: Result) -> np.ndarray | None:
+    """The comparison period as a faint line behind this one."""
+    y = _previous_values(result, len(s.x))
+    if y is None:
         return None
     label = "Same period last year" if result.comparison == "last_year" else "Previous period"
     ax.plot(s.x, y, color=GREY, linewidth=1.4, alpha=0.9, label=label, zorder=2)
@@ -834,7 +840,7 @@ def _legend(ax: Axes, handles: Sequence[Any] | None = None, ncols: int | None = 
         handles, _ = ax.get_legend_handles_labels()
     if not handles:
         return
-    labels = [_short(h.get_label(), 30) for h in handles]
+    labels = [_short(str(h.get_label()), 30) for h in handles]
     if ncols is None:  # one row when it fits the card (DejaVu: ~0.6 em a character)
         width_pt = sum(len(label) * 0.6 * LEGEND_PT + 2.8 * LEGEND_PT for label in labels)
         ncols = len(handles) if width_pt < (WIDTH_IN - 1.0) * 72 else math.ceil(len(handles) / 2)
@@ -871,7 +877,7 @@ def _bars(
         [np.c_[left, b], np.c_[left, b + h], np.c_[right, b + h], np.c_[right, b]], axis=1
     )
     coll = PolyCollection(
-        verts, facecolors=color, edgecolors="none", linewidths=0, label=label, **kw
+        list(verts), facecolors=color, edgecolors="none", linewidths=0, label=label, **kw
     )
     ax.add_collection(coll, autolim=False)
     return coll
@@ -1092,7 +1098,8 @@ def nps_chart(
     _label_last(top, s, s.y, result.unit, BLUE)
     _y_limits(top, [s.y] if prev is None else [s.y, prev], zero=False, threshold=threshold)
     lo, hi = top.get_ylim()
-    top.set_ylim(max(lo, -100), min(hi, 100)) if hi - lo > 0 else None
+    if max(lo, -100.0) < min(hi, 100.0):  # NPS lives in −100..100; padding need not leave it
+        top.set_ylim(max(lo, -100.0), min(hi, 100.0))
     top.yaxis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 5, 10]))
     top.yaxis.set_major_formatter(_UnitFormatter("score"))
     _ylabel(top, "NPS")
@@ -1233,7 +1240,7 @@ def bar_chart(
             prev, y, marker="|", s=260, linewidths=2.2, color=INK, zorder=3, label="Previous period"
         )
     _threshold(ax, threshold, result.unit, vertical=True)
-    _y_limits_x(ax, [vals, prev], threshold)
+    _bar_value_limits(ax, [vals, prev], threshold)
     for yi, v, p in zip(y, vals, prev, strict=True):
         end = v if not math.isfinite(p) else (max(v, p) if v >= 0 else min(v, p))
         ax.annotate(
@@ -1263,7 +1270,7 @@ def bar_chart(
     return _chart(fig, alt, _filename(result, "bars"))
 
 
-def _y_limits_x(ax: Axes, values: Sequence[np.ndarray], threshold: float | None) -> None:
+def _bar_value_limits(ax: Axes, values: Sequence[np.ndarray], threshold: float | None) -> None:
     """Horizontal bars: room from zero to the longest bar plus its value label."""
     data = np.concatenate([v[np.isfinite(v)] for v in values])
     if threshold is not None and math.isfinite(threshold):
@@ -1547,11 +1554,8 @@ def _sparkline_cell(
         ax = fig.add_axes(((x0 + width * 0.5) / W, (top - 0.86) / H, width * 0.5 / W, 0.72 / H))
         ax.set_axis_off()
         ax.set_facecolor(CARD)
-        prev = None
-        if result.previous_series:
-            n = min(len(result.previous_series), len(s.x))
-            prev = np.full(len(s.x), np.nan)
-            prev[:n] = [_num(p.value) for p in result.previous_series[:n]]
+        prev = _previous_values(result, len(s.x))
+        if prev is not None:
             ax.plot(s.x, prev, color=GREY, linewidth=1.0)
         ax.plot(s.x, s.y, color=BLUE, linewidth=1.6, solid_capstyle="round")
         ok = np.nonzero(s.valid)[0]
