@@ -520,12 +520,18 @@ def _describe_series(
             )
     gaps = len(y) - len(ok)
     if gaps:
-        out.append(f"{gaps} of {len(y)} {_plural(result.grain or 'bucket')} have no data.")
+        verb = "has" if gaps == 1 else "have"
+        out.append(f"{gaps} of {len(y)} {_plural(result.grain or 'bucket')} {verb} no data.")
     return out
 
 
 def _plural(word: str) -> str:
     return word + "s"
+
+
+def _count(n: int, word: str) -> str:
+    """1 customer, 2 customers."""
+    return f"{n:,} {word if n == 1 else _plural(word)}"
 
 
 def _alt(result: Result, kind_phrase: str, window_label: str | None, sentences: list[str]) -> str:
@@ -558,7 +564,7 @@ def _threshold_words(threshold: float | None, y: np.ndarray, unit: str, grain: s
     above = int(np.sum(np.isfinite(y) & (y > threshold)))
     return (
         f"Alert threshold {format_value(threshold, unit)} shown dashed; "
-        f"{above} {_plural(grain or 'bucket')} above it."
+        f"{_count(above, grain or 'bucket')} above it."
     )
 
 
@@ -1334,7 +1340,7 @@ def health_chart(
     subtitle = " · ".join(
         x
         for x in (
-            f"{len(scored):,} customers",
+            _count(len(scored), "customer"),
             f"median {np.median(scores):.0f}",
             f"{unscored:,} not scored" if unscored else "",
         )
@@ -1423,14 +1429,15 @@ def health_chart(
         )
     alt_names = ", ".join(f"{n} ({v:.0f})" for n, v in worst)
     sentences = [
-        f"{len(scored):,} customers scored, median {np.median(scores):.0f}, "
+        f"{_count(len(scored), 'customer')} scored, median {np.median(scores):.0f}, "
         f"lowest {scores.min():.0f}, highest {scores.max():.0f}.",
         "Red (below 50): {Red:,}; yellow (50 to 75): {Yellow:,}; green (76 and above): "
         "{Green:,}.".format(**per_band),
         f"Least healthy: {alt_names}.",
     ]
     if unscored:
-        sentences.append(f"{unscored:,} customers have no score.")
+        has = "has" if unscored == 1 else "have"
+        sentences.append(f"{_count(unscored, 'customer')} {has} no score.")
     if threshold is not None and math.isfinite(threshold):
         below = int(np.sum(scores < threshold))
         sentences.append(f"Alert threshold {threshold:.0f} shown dashed; {below:,} below it.")
