@@ -930,6 +930,38 @@ def no_data_chart(result: Result, *, window_label: str | None = None) -> Chart:
     return _chart(fig, alt, _filename(result, "no-data"))
 
 
+def _time_card(result: Result, window_label: str | None) -> tuple[Figure, Axes]:
+    """The card every single-axes time chart is drawn on: title, subtitle, one axes."""
+    fig = _figure()
+    _header(fig, _title(result, window_label), _subtitle(result))
+    ax = fig.add_subplot()
+    _style_axes(ax)
+    return fig, ax
+
+
+def _finish_time_axes(
+    ax: Axes,
+    s: _Series,
+    result: Result,
+    tz: tzinfo,
+    *,
+    values: Sequence[np.ndarray],
+    zero: bool,
+    threshold: float | None,
+    bars: bool = False,
+    handles: Sequence[Any] = (),
+) -> None:
+    """Threshold, axes in the KPI's unit, limits and the legend (``handles`` first)."""
+    _threshold(ax, threshold, result.unit)
+    _note_if_all_zero(ax, np.concatenate(values))
+    pad = s.width * 0.6 if bars else max(s.width * 0.5, (s.x.max() - s.x.min()) * 0.01)
+    _time_axis(ax, s, tz, pad=pad)
+    _y_limits(ax, values, zero=zero, threshold=threshold)
+    _unit_axis(ax, result.unit)
+    _ylabel(ax, _unit_label(result.unit))
+    _legend(ax, [*handles, *ax.get_legend_handles_labels()[0]])
+
+
 def line_chart(
     result: Result, *, threshold: float | None = None, window_label: str | None = None
 ) -> Chart:
@@ -938,21 +970,13 @@ def line_chart(
     s = _series(result.series, tz)
     if not s.valid.any():
         return no_data_chart(result, window_label=window_label)
-    fig = _figure()
-    _header(fig, _title(result, window_label), _subtitle(result))
-    ax = fig.add_subplot()
-    _style_axes(ax)
+    fig, ax = _time_card(result, window_label)
     prev = _previous(ax, s, result)
     _plot_line(ax, s, s.y, color=BLUE, label=result.title)
-    _threshold(ax, threshold, result.unit)
     _label_last(ax, s, s.y, result.unit, BLUE)
-    _note_if_all_zero(ax, s.y)
-    _time_axis(ax, s, tz, pad=max(s.width * 0.5, (s.x.max() - s.x.min()) * 0.01))
-    series = [s.y] if prev is None else [s.y, prev]
-    _y_limits(ax, series, zero=result.unit == "minutes", threshold=threshold)
-    _unit_axis(ax, result.unit)
-    _ylabel(ax, _unit_label(result.unit))
-    _legend(ax)
+    values = [s.y] if prev is None else [s.y, prev]
+    zero = result.unit == "minutes"
+    _finish_time_axes(ax, s, result, tz, values=values, zero=zero, threshold=threshold)
     sentences = _describe_series(result, s, "value", tz)
     if prev is not None:
         sentences.append("The previous period is drawn as a faint grey line for comparison.")
@@ -969,20 +993,13 @@ def backlog_chart(
     s = _series(result.series, tz)
     if not s.valid.any():
         return no_data_chart(result, window_label=window_label)
-    fig = _figure()
-    _header(fig, _title(result, window_label), _subtitle(result))
-    ax = fig.add_subplot()
-    _style_axes(ax)
+    fig, ax = _time_card(result, window_label)
     prev = _previous(ax, s, result)
     ax.fill_between(s.x, 0, s.y, color=SKY, alpha=0.35, linewidth=0, zorder=2)
     _plot_line(ax, s, s.y, color=BLUE, label=result.title, lw=1.8)
-    _threshold(ax, threshold, result.unit)
     _label_last(ax, s, s.y, result.unit, BLUE)
-    _time_axis(ax, s, tz, pad=max(s.width * 0.5, (s.x.max() - s.x.min()) * 0.01))
-    _y_limits(ax, [s.y] if prev is None else [s.y, prev], zero=True, threshold=threshold)
-    _unit_axis(ax, result.unit)
-    _ylabel(ax, _unit_label(result.unit))
-    _legend(ax)
+    values = [s.y] if prev is None else [s.y, prev]
+    _finish_time_axes(ax, s, result, tz, values=values, zero=True, threshold=threshold)
     sentences = _describe_series(result, s, "backlog", tz)
     sentences.append(_threshold_words(threshold, s.y, result.unit, result.grain))
     alt = _alt(result, "Area chart", window_label, [x for x in sentences if x])
@@ -999,20 +1016,11 @@ def volume_chart(
     s = _series(result.series, tz)
     if not s.valid.any():
         return no_data_chart(result, window_label=window_label)
-    fig = _figure()
-    _header(fig, _title(result, window_label), _subtitle(result))
-    ax = fig.add_subplot()
-    _style_axes(ax)
-    w = _bar_width(s)
-    _bars(ax, s.x, np.zeros_like(s.y), s.y, w, BLUE, label=result.title, zorder=2)
+    fig, ax = _time_card(result, window_label)
+    _bars(ax, s.x, np.zeros_like(s.y), s.y, _bar_width(s), BLUE, label=result.title, zorder=2)
     prev = _previous(ax, s, result)
-    _threshold(ax, threshold, result.unit)
-    _note_if_all_zero(ax, s.y)
-    _time_axis(ax, s, tz, pad=s.width * 0.6)
-    _y_limits(ax, [s.y] if prev is None else [s.y, prev], zero=True, threshold=threshold)
-    _unit_axis(ax, result.unit)
-    _ylabel(ax, _unit_label(result.unit))
-    _legend(ax)
+    values = [s.y] if prev is None else [s.y, prev]
+    _finish_time_axes(ax, s, result, tz, values=values, zero=True, threshold=threshold, bars=True)
     sentences = _describe_series(result, s, "count", tz)
     total = float(np.nansum(s.y))
     sentences.insert(0, f"Total {format_value(total, result.unit)}.")
@@ -1030,10 +1038,7 @@ def duration_chart(
     p90 = _extra(result.series, "p90")
     if not s.valid.any():
         return no_data_chart(result, window_label=window_label)
-    fig = _figure()
-    _header(fig, _title(result, window_label), _subtitle(result))
-    ax = fig.add_subplot()
-    _style_axes(ax)
+    fig, ax = _time_card(result, window_label)
     band = np.isfinite(p90) & s.valid
     if band.any():
         ax.fill_between(
@@ -1056,14 +1061,9 @@ def duration_chart(
             )
     prev = _previous(ax, s, result)
     _plot_line(ax, s, s.y, color=BLUE, label="Median")
-    _threshold(ax, threshold, result.unit)
     _label_last(ax, s, s.y, result.unit, BLUE)
-    _time_axis(ax, s, tz, pad=max(s.width * 0.5, (s.x.max() - s.x.min()) * 0.01))
     values = [s.y, p90] + ([] if prev is None else [prev])
-    _y_limits(ax, values, zero=True, threshold=threshold)
-    _unit_axis(ax, result.unit)
-    _ylabel(ax, _unit_label(result.unit))
-    _legend(ax)
+    _finish_time_axes(ax, s, result, tz, values=values, zero=True, threshold=threshold)
     sentences = _describe_series(result, s, "median", tz)
     if band.any():
         i = int(np.nonzero(band)[0][-1])
@@ -1170,10 +1170,7 @@ def mrr_movements_chart(
         net = np.where(np.isfinite(net), net, np.where(any_part, computed, np.nan))
     if not has_parts and not np.isfinite(net).any():
         return no_data_chart(result, window_label=window_label)
-    fig = _figure()
-    _header(fig, _title(result, window_label), _subtitle(result))
-    ax = fig.add_subplot()
-    _style_axes(ax)
+    fig, ax = _time_card(result, window_label)
     w = _bar_width(s)
     up = np.zeros(len(s.x))
     down = np.zeros(len(s.x))
@@ -1191,13 +1188,17 @@ def mrr_movements_chart(
     ax.axhline(0, color=INK, linewidth=0.8, zorder=3)
     ns = _Series(s.x, net, s.keys, s.is_time, s.width)
     _plot_line(ax, ns, net, color=INK, label="Net new MRR", lw=1.8, zorder=5)
-    _threshold(ax, threshold, result.unit)
-    _time_axis(ax, s, tz, pad=s.width * 0.6)
-    _y_limits(ax, [up, down, net], zero=True, threshold=threshold)
-    _unit_axis(ax, result.unit)
-    _ylabel(ax, _unit_label(result.unit))
-    line_handles, _ = ax.get_legend_handles_labels()
-    _legend(ax, [*handles, *line_handles])
+    _finish_time_axes(
+        ax,
+        s,
+        result,
+        tz,
+        values=[up, down, net],
+        zero=True,
+        threshold=threshold,
+        bars=True,
+        handles=handles,
+    )
     sentences = _describe_series(result, ns, "net new MRR", tz, values=net)
     totals = {key: float(np.nansum(v)) for key, v in parts.items()}
     sentences.append(
