@@ -289,7 +289,7 @@ class _UnitFormatter(Formatter):
         self.unit = unit
         self._ticks: list[float] = []
 
-    def set_locs(self, locs: Sequence[float]) -> None:
+    def set_locs(self, locs: list[float]) -> None:
         super().set_locs(locs)
         self._ticks = [float(v) for v in locs]
 
@@ -317,19 +317,20 @@ class _UnitFormatter(Formatter):
 class _DurationLocator(Locator):
     """Ticks at whole minutes, hours or days, so that labels read "30m", "2h", "3d"."""
 
-    _STEPS = (1, 2, 5, 10, 15, 20, 30, 60, 120, 180, 240, 360, 480, 720)
+    _STEPS: tuple[int, ...] = (1, 2, 5, 10, 15, 20, 30, 60, 120, 180, 240, 360, 480, 720)
     _STEPS += tuple(1440 * d for d in (1, 2, 3, 5, 7, 14, 28))
 
     def __init__(self, nbins: int = 6) -> None:
         self.nbins = nbins
 
     def __call__(self) -> Sequence[float]:
+        assert self.axis is not None, "a locator is called once set on an axis"
         vmin, vmax = self.axis.get_view_interval()
         return self.tick_values(vmin, vmax)
 
     def tick_values(self, vmin: float, vmax: float) -> Sequence[float]:
         span = max(vmax - vmin, 1e-9)
-        step = next((s for s in self._STEPS if span / s <= self.nbins), None)
+        step: float | None = next((s for s in self._STEPS if span / s <= self.nbins), None)
         if step is None:  # months or more: nice numbers of days
             days = MaxNLocator(self.nbins, steps=[1, 2, 5, 10]).tick_values(
                 vmin / 1440, vmax / 1440
@@ -519,12 +520,18 @@ def _describe_series(
             )
     gaps = len(y) - len(ok)
     if gaps:
-        out.append(f"{gaps} of {len(y)} {_plural(result.grain or 'bucket')} have no data.")
+        verb = "has" if gaps == 1 else "have"
+        out.append(f"{gaps} of {len(y)} {_plural(result.grain or 'bucket')} {verb} no data.")
     return out
 
 
 def _plural(word: str) -> str:
     return word + "s"
+
+
+def _count(n: int, word: str) -> str:
+    """1 customer, 2 customers."""
+    return f"{n:,} {word if n == 1 else _plural(word)}"
 
 
 def _alt(result: Result, kind_phrase: str, window_label: str | None, sentences: list[str]) -> str:
@@ -557,7 +564,7 @@ def _threshold_words(threshold: float | None, y: np.ndarray, unit: str, grain: s
     above = int(np.sum(np.isfinite(y) & (y > threshold)))
     return (
         f"Alert threshold {format_value(threshold, unit)} shown dashed; "
-        f"{above} {_plural(grain or 'bucket')} above it."
+        f"{_count(above, grain or 'bucket')} above it."
     )
 
 
@@ -721,11 +728,9 @@ def _y_limits(
     if zero:
         lo, hi = min(lo, 0.0), max(hi, 0.0)
     span = hi - lo
-    if span <= max(abs(hi), abs(lo), 1.0) * 1e-9:  # all equal: give it room
+    if span <= max(abs(hi), abs(lo), 1.0) * 1e-9:  # all equal (with zero: all zero)
         half = max(abs(hi) * 0.1, 1.0)
-        lo, hi = (lo, hi + 2 * half) if zero and lo == 0 else (lo - half, hi + half)
-        if zero and lo < 0 == hi:
-            lo, hi = lo - 2 * half, 0.0
+        lo, hi = (0.0, 2 * half) if zero else (lo - half, hi + half)
         span = hi - lo
     pad = span * 0.06
     ax.set_ylim(lo if zero and lo == 0 else lo - pad, hi if zero and hi == 0 else hi + pad)
@@ -806,15 +811,22 @@ def _label_last(ax: Axes, s: _Series, y: np.ndarray, unit: str, color: str) -> N
     )
 
 
-def _previous(ax: Axes, s: _Series, result: Result) -> np.ndarray | None:
-    """The comparison period as a faint line, bucket i of it over bucket i of this one."""
+def _previous_values(result: Result, length: int) -> np.ndarray | None:
+    """The comparison period's values, bucket i of it matched to bucket i of this one;
+    ``None`` when it has none."""
     prev = result.previous_series
-    if not prev or not len(s.x):
+    if not prev or not length:
         return None
-    n = min(len(prev), len(s.x))
-    y = np.full(len(s.x), np.nan)
+    n = min(len(prev), length)
+    y = np.full(length, np.nan)
     y[:n] = [_num(p.value) for p in prev[:n]]
-    if not np.isfinite(y).any():
+    return y if np.isfinite(y).any() else None
+
+
+def _previous(ax: Axes, s: _Series, result: Result) -> np.ndarray | None:
+    """The comparison period as a faint line behind this one."""
+    y = _previous_values(result, len(s.x))
+    if y is None:
         return None
     label = "Same period last year" if result.comparison == "last_year" else "Previous period"
     ax.plot(s.x, y, color=GREY, linewidth=1.4, alpha=0.9, label=label, zorder=2)
@@ -834,7 +846,7 @@ def _legend(ax: Axes, handles: Sequence[Any] | None = None, ncols: int | None = 
         handles, _ = ax.get_legend_handles_labels()
     if not handles:
         return
-    labels = [_short(h.get_label(), 30) for h in handles]
+    labels = [_short(str(h.get_label()), 30) for h in handles]
     if ncols is None:  # one row when it fits the card (DejaVu: ~0.6 em a character)
         width_pt = sum(len(label) * 0.6 * LEGEND_PT + 2.8 * LEGEND_PT for label in labels)
         ncols = len(handles) if width_pt < (WIDTH_IN - 1.0) * 72 else math.ceil(len(handles) / 2)
@@ -871,7 +883,7 @@ def _bars(
         [np.c_[left, b], np.c_[left, b + h], np.c_[right, b + h], np.c_[right, b]], axis=1
     )
     coll = PolyCollection(
-        verts, facecolors=color, edgecolors="none", linewidths=0, label=label, **kw
+        list(verts), facecolors=color, edgecolors="none", linewidths=0, label=label, **kw
     )
     ax.add_collection(coll, autolim=False)
     return coll
@@ -918,6 +930,38 @@ def no_data_chart(result: Result, *, window_label: str | None = None) -> Chart:
     return _chart(fig, alt, _filename(result, "no-data"))
 
 
+def _time_card(result: Result, window_label: str | None) -> tuple[Figure, Axes]:
+    """The card every single-axes time chart is drawn on: title, subtitle, one axes."""
+    fig = _figure()
+    _header(fig, _title(result, window_label), _subtitle(result))
+    ax = fig.add_subplot()
+    _style_axes(ax)
+    return fig, ax
+
+
+def _finish_time_axes(
+    ax: Axes,
+    s: _Series,
+    result: Result,
+    tz: tzinfo,
+    *,
+    values: Sequence[np.ndarray],
+    zero: bool,
+    threshold: float | None,
+    bars: bool = False,
+    handles: Sequence[Any] = (),
+) -> None:
+    """Threshold, axes in the KPI's unit, limits and the legend (``handles`` first)."""
+    _threshold(ax, threshold, result.unit)
+    _note_if_all_zero(ax, np.concatenate(values))
+    pad = s.width * 0.6 if bars else max(s.width * 0.5, (s.x.max() - s.x.min()) * 0.01)
+    _time_axis(ax, s, tz, pad=pad)
+    _y_limits(ax, values, zero=zero, threshold=threshold)
+    _unit_axis(ax, result.unit)
+    _ylabel(ax, _unit_label(result.unit))
+    _legend(ax, [*handles, *ax.get_legend_handles_labels()[0]])
+
+
 def line_chart(
     result: Result, *, threshold: float | None = None, window_label: str | None = None
 ) -> Chart:
@@ -926,21 +970,13 @@ def line_chart(
     s = _series(result.series, tz)
     if not s.valid.any():
         return no_data_chart(result, window_label=window_label)
-    fig = _figure()
-    _header(fig, _title(result, window_label), _subtitle(result))
-    ax = fig.add_subplot()
-    _style_axes(ax)
+    fig, ax = _time_card(result, window_label)
     prev = _previous(ax, s, result)
     _plot_line(ax, s, s.y, color=BLUE, label=result.title)
-    _threshold(ax, threshold, result.unit)
     _label_last(ax, s, s.y, result.unit, BLUE)
-    _note_if_all_zero(ax, s.y)
-    _time_axis(ax, s, tz, pad=max(s.width * 0.5, (s.x.max() - s.x.min()) * 0.01))
-    series = [s.y] if prev is None else [s.y, prev]
-    _y_limits(ax, series, zero=result.unit == "minutes", threshold=threshold)
-    _unit_axis(ax, result.unit)
-    _ylabel(ax, _unit_label(result.unit))
-    _legend(ax)
+    values = [s.y] if prev is None else [s.y, prev]
+    zero = result.unit == "minutes"
+    _finish_time_axes(ax, s, result, tz, values=values, zero=zero, threshold=threshold)
     sentences = _describe_series(result, s, "value", tz)
     if prev is not None:
         sentences.append("The previous period is drawn as a faint grey line for comparison.")
@@ -957,20 +993,13 @@ def backlog_chart(
     s = _series(result.series, tz)
     if not s.valid.any():
         return no_data_chart(result, window_label=window_label)
-    fig = _figure()
-    _header(fig, _title(result, window_label), _subtitle(result))
-    ax = fig.add_subplot()
-    _style_axes(ax)
+    fig, ax = _time_card(result, window_label)
     prev = _previous(ax, s, result)
     ax.fill_between(s.x, 0, s.y, color=SKY, alpha=0.35, linewidth=0, zorder=2)
     _plot_line(ax, s, s.y, color=BLUE, label=result.title, lw=1.8)
-    _threshold(ax, threshold, result.unit)
     _label_last(ax, s, s.y, result.unit, BLUE)
-    _time_axis(ax, s, tz, pad=max(s.width * 0.5, (s.x.max() - s.x.min()) * 0.01))
-    _y_limits(ax, [s.y] if prev is None else [s.y, prev], zero=True, threshold=threshold)
-    _unit_axis(ax, result.unit)
-    _ylabel(ax, _unit_label(result.unit))
-    _legend(ax)
+    values = [s.y] if prev is None else [s.y, prev]
+    _finish_time_axes(ax, s, result, tz, values=values, zero=True, threshold=threshold)
     sentences = _describe_series(result, s, "backlog", tz)
     sentences.append(_threshold_words(threshold, s.y, result.unit, result.grain))
     alt = _alt(result, "Area chart", window_label, [x for x in sentences if x])
@@ -987,20 +1016,11 @@ def volume_chart(
     s = _series(result.series, tz)
     if not s.valid.any():
         return no_data_chart(result, window_label=window_label)
-    fig = _figure()
-    _header(fig, _title(result, window_label), _subtitle(result))
-    ax = fig.add_subplot()
-    _style_axes(ax)
-    w = _bar_width(s)
-    _bars(ax, s.x, np.zeros_like(s.y), s.y, w, BLUE, label=result.title, zorder=2)
+    fig, ax = _time_card(result, window_label)
+    _bars(ax, s.x, np.zeros_like(s.y), s.y, _bar_width(s), BLUE, label=result.title, zorder=2)
     prev = _previous(ax, s, result)
-    _threshold(ax, threshold, result.unit)
-    _note_if_all_zero(ax, s.y)
-    _time_axis(ax, s, tz, pad=s.width * 0.6)
-    _y_limits(ax, [s.y] if prev is None else [s.y, prev], zero=True, threshold=threshold)
-    _unit_axis(ax, result.unit)
-    _ylabel(ax, _unit_label(result.unit))
-    _legend(ax)
+    values = [s.y] if prev is None else [s.y, prev]
+    _finish_time_axes(ax, s, result, tz, values=values, zero=True, threshold=threshold, bars=True)
     sentences = _describe_series(result, s, "count", tz)
     total = float(np.nansum(s.y))
     sentences.insert(0, f"Total {format_value(total, result.unit)}.")
@@ -1018,10 +1038,7 @@ def duration_chart(
     p90 = _extra(result.series, "p90")
     if not s.valid.any():
         return no_data_chart(result, window_label=window_label)
-    fig = _figure()
-    _header(fig, _title(result, window_label), _subtitle(result))
-    ax = fig.add_subplot()
-    _style_axes(ax)
+    fig, ax = _time_card(result, window_label)
     band = np.isfinite(p90) & s.valid
     if band.any():
         ax.fill_between(
@@ -1044,14 +1061,9 @@ def duration_chart(
             )
     prev = _previous(ax, s, result)
     _plot_line(ax, s, s.y, color=BLUE, label="Median")
-    _threshold(ax, threshold, result.unit)
     _label_last(ax, s, s.y, result.unit, BLUE)
-    _time_axis(ax, s, tz, pad=max(s.width * 0.5, (s.x.max() - s.x.min()) * 0.01))
     values = [s.y, p90] + ([] if prev is None else [prev])
-    _y_limits(ax, values, zero=True, threshold=threshold)
-    _unit_axis(ax, result.unit)
-    _ylabel(ax, _unit_label(result.unit))
-    _legend(ax)
+    _finish_time_axes(ax, s, result, tz, values=values, zero=True, threshold=threshold)
     sentences = _describe_series(result, s, "median", tz)
     if band.any():
         i = int(np.nonzero(band)[0][-1])
@@ -1092,7 +1104,8 @@ def nps_chart(
     _label_last(top, s, s.y, result.unit, BLUE)
     _y_limits(top, [s.y] if prev is None else [s.y, prev], zero=False, threshold=threshold)
     lo, hi = top.get_ylim()
-    top.set_ylim(max(lo, -100), min(hi, 100)) if hi - lo > 0 else None
+    if max(lo, -100.0) < min(hi, 100.0):  # NPS lives in −100..100; padding need not leave it
+        top.set_ylim(max(lo, -100.0), min(hi, 100.0))
     top.yaxis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 5, 10]))
     top.yaxis.set_major_formatter(_UnitFormatter("score"))
     _ylabel(top, "NPS")
@@ -1157,10 +1170,7 @@ def mrr_movements_chart(
         net = np.where(np.isfinite(net), net, np.where(any_part, computed, np.nan))
     if not has_parts and not np.isfinite(net).any():
         return no_data_chart(result, window_label=window_label)
-    fig = _figure()
-    _header(fig, _title(result, window_label), _subtitle(result))
-    ax = fig.add_subplot()
-    _style_axes(ax)
+    fig, ax = _time_card(result, window_label)
     w = _bar_width(s)
     up = np.zeros(len(s.x))
     down = np.zeros(len(s.x))
@@ -1178,13 +1188,17 @@ def mrr_movements_chart(
     ax.axhline(0, color=INK, linewidth=0.8, zorder=3)
     ns = _Series(s.x, net, s.keys, s.is_time, s.width)
     _plot_line(ax, ns, net, color=INK, label="Net new MRR", lw=1.8, zorder=5)
-    _threshold(ax, threshold, result.unit)
-    _time_axis(ax, s, tz, pad=s.width * 0.6)
-    _y_limits(ax, [up, down, net], zero=True, threshold=threshold)
-    _unit_axis(ax, result.unit)
-    _ylabel(ax, _unit_label(result.unit))
-    line_handles, _ = ax.get_legend_handles_labels()
-    _legend(ax, [*handles, *line_handles])
+    _finish_time_axes(
+        ax,
+        s,
+        result,
+        tz,
+        values=[up, down, net],
+        zero=True,
+        threshold=threshold,
+        bars=True,
+        handles=handles,
+    )
     sentences = _describe_series(result, ns, "net new MRR", tz, values=net)
     totals = {key: float(np.nansum(v)) for key, v in parts.items()}
     sentences.append(
@@ -1233,7 +1247,7 @@ def bar_chart(
             prev, y, marker="|", s=260, linewidths=2.2, color=INK, zorder=3, label="Previous period"
         )
     _threshold(ax, threshold, result.unit, vertical=True)
-    _y_limits_x(ax, [vals, prev], threshold)
+    _bar_value_limits(ax, [vals, prev], threshold)
     for yi, v, p in zip(y, vals, prev, strict=True):
         end = v if not math.isfinite(p) else (max(v, p) if v >= 0 else min(v, p))
         ax.annotate(
@@ -1263,7 +1277,7 @@ def bar_chart(
     return _chart(fig, alt, _filename(result, "bars"))
 
 
-def _y_limits_x(ax: Axes, values: Sequence[np.ndarray], threshold: float | None) -> None:
+def _bar_value_limits(ax: Axes, values: Sequence[np.ndarray], threshold: float | None) -> None:
     """Horizontal bars: room from zero to the longest bar plus its value label."""
     data = np.concatenate([v[np.isfinite(v)] for v in values])
     if threshold is not None and math.isfinite(threshold):
@@ -1327,7 +1341,7 @@ def health_chart(
     subtitle = " · ".join(
         x
         for x in (
-            f"{len(scored):,} customers",
+            _count(len(scored), "customer"),
             f"median {np.median(scores):.0f}",
             f"{unscored:,} not scored" if unscored else "",
         )
@@ -1416,14 +1430,15 @@ def health_chart(
         )
     alt_names = ", ".join(f"{n} ({v:.0f})" for n, v in worst)
     sentences = [
-        f"{len(scored):,} customers scored, median {np.median(scores):.0f}, "
+        f"{_count(len(scored), 'customer')} scored, median {np.median(scores):.0f}, "
         f"lowest {scores.min():.0f}, highest {scores.max():.0f}.",
         "Red (below 50): {Red:,}; yellow (50 to 75): {Yellow:,}; green (76 and above): "
         "{Green:,}.".format(**per_band),
         f"Least healthy: {alt_names}.",
     ]
     if unscored:
-        sentences.append(f"{unscored:,} customers have no score.")
+        has = "has" if unscored == 1 else "have"
+        sentences.append(f"{_count(unscored, 'customer')} {has} no score.")
     if threshold is not None and math.isfinite(threshold):
         below = int(np.sum(scores < threshold))
         sentences.append(f"Alert threshold {threshold:.0f} shown dashed; {below:,} below it.")
@@ -1547,11 +1562,8 @@ def _sparkline_cell(
         ax = fig.add_axes(((x0 + width * 0.5) / W, (top - 0.86) / H, width * 0.5 / W, 0.72 / H))
         ax.set_axis_off()
         ax.set_facecolor(CARD)
-        prev = None
-        if result.previous_series:
-            n = min(len(result.previous_series), len(s.x))
-            prev = np.full(len(s.x), np.nan)
-            prev[:n] = [_num(p.value) for p in result.previous_series[:n]]
+        prev = _previous_values(result, len(s.x))
+        if prev is not None:
             ax.plot(s.x, prev, color=GREY, linewidth=1.0)
         ax.plot(s.x, s.y, color=BLUE, linewidth=1.6, solid_capstyle="round")
         ok = np.nonzero(s.valid)[0]

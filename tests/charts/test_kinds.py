@@ -196,7 +196,7 @@ def test_health_names_the_least_healthy_customers(figures):
     chart = charts.render(samples.result("health_score"))
 
     assert "Least healthy: " in chart.alt_text
-    assert "1 customers have no score" in chart.alt_text
+    assert "1 customer has no score" in chart.alt_text
     (fig,) = figures
     names = [t.get_text() for t in fig.axes[1].texts]
     assert "Least healthy" in names
