@@ -111,8 +111,8 @@ def help_text(kpi: str | None = None) -> str:
         lines.append(f"statistic: {k.default_statistic} (or {', '.join(others)})")
     grains = ", ".join(k.grains) or "none"
     lines.append(f"by: {grains}" + (f"; {', '.join(k.dimensions)}" if k.dimensions else ""))
-    if k.dimensions:
-        lines.append("where: " + ", ".join(f"{d}=…" for d in k.dimensions))
+    if k.filter_keys:
+        lines.append("where: " + ", ".join(f"{d}=…" for d in k.filter_keys))
     if k.rankable:
         lines.append("top N / bottom N: the customers with the highest / lowest value")
     lines.append("reads: " + ", ".join(k.sources))

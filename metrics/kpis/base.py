@@ -21,6 +21,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Integer,
+    Select,
     Table,
     case,
     column,
@@ -143,23 +144,34 @@ def grouped(
     once, for every KPI.
     """
     b = intervals_table(intervals if intervals is not None else req.intervals)
-    names = [k for k, _ in req.filters] + ([req.dimension] if req.dimension else [])
     dim = source.dimension(req.dimension) if req.dimension else None
     head: list[ColumnElement[Any]] = [b.c.idx, (dim if dim is not None else literal(None))]
-    stmt = select(*head, *columns).select_from(b).join(source.table, on(b))
-    if source.needs_customers(names):
-        stmt = stmt.outerjoin(Customer, Customer.id == source.customer)
-    conditions = list(where) + [
-        func.lower(source.dimension(key)) == value for key, value in req.filters
-    ]
-    if conditions:
-        stmt = stmt.where(*conditions)
+    stmt = scoped(
+        select(*head, *columns).select_from(b).join(source.table, on(b)), req, source, where
+    )
     keys = [b.c.idx] + ([dim] if dim is not None else [])
     if group:
         stmt = stmt.group_by(*keys)
     if order:
         stmt = stmt.order_by(*keys)
     return [(row[0], _key(row[1], dim is not None), tuple(row[2:])) for row in conn.execute(stmt)]
+
+
+def scoped(
+    stmt: Select[Any], req: Request, source: Source, where: Sequence[ColumnElement[bool]] = ()
+) -> Select[Any]:
+    """``stmt`` over ``source`` narrowed by ``where`` and the query's filters, joining
+    customers when a filter or the dimension lives there (plan, segment, country)."""
+    names = [k for k, _ in req.filters] + ([req.dimension] if req.dimension else [])
+    if source.needs_customers(names):
+        stmt = stmt.outerjoin(Customer, Customer.id == source.customer)
+    conditions = [*where, *filter_conditions(req, source)]
+    return stmt.where(*conditions) if conditions else stmt
+
+
+def filter_conditions(req: Request, source: Source) -> list[ColumnElement[bool]]:
+    """The query's ``where k=v`` filters: case-insensitive, values bound as parameters."""
+    return [func.lower(source.dimension(key)) == value for key, value in req.filters]
 
 
 def _key(value: Any, has_dimension: bool) -> str | None:
@@ -229,6 +241,17 @@ def dimension_series(cells: Mapping[str, Cell]) -> tuple[Point, ...]:
     """Dimension values by observations, largest first; beyond MAX_SERIES only the biggest."""
     ordered = sorted(cells.items(), key=lambda kv: (-kv[1].n, kv[0]))
     return tuple(Point(key=k, value=c.value, n=c.n, extra=c.extra) for k, c in ordered[:MAX_SERIES])
+
+
+def window_and_buckets(req: Request) -> list[tuple[datetime, datetime]]:
+    """The window as interval 0, then its buckets: for KPIs whose window is not the sum of
+    its buckets (ratios of distinct counts, balances)."""
+    return [(req.window.start, req.window.end)] + [(b.start, b.end) for b in req.buckets]
+
+
+def headline_and_series(req: Request, cells: Sequence[Cell]) -> Computation:
+    """The Computation for cells computed over ``window_and_buckets(req)``."""
+    return Computation(total=cells[0], series=bucket_series(req.buckets, cells[1:]))
 
 
 # --- Distributions (percentiles) ----------------------------------------------------------
