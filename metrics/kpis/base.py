@@ -133,7 +133,6 @@ def grouped(
     where: Sequence[ColumnElement[bool]] = (),
     intervals: Sequence[tuple[datetime, datetime]] | None = None,
     group: bool = True,
-    order: bool = False,
 ) -> list[tuple[int, str | None, tuple[Any, ...]]]:
     """Rows ``(interval index, dimension value, columns…)`` of ``source`` joined to intervals.
 
@@ -152,8 +151,6 @@ def grouped(
     keys = [b.c.idx] + ([dim] if dim is not None else [])
     if group:
         stmt = stmt.group_by(*keys)
-    if order:
-        stmt = stmt.order_by(*keys)
     return [(row[0], _key(row[1], dim is not None), tuple(row[2:])) for row in conn.execute(stmt)]
 
 

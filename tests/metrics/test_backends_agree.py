@@ -188,3 +188,21 @@ def test_sqlite_and_postgresql_give_identical_results(
     sqlite, postgres = answers
     assert sqlite == postgres
     assert sqlite.to_json() == postgres.to_json()
+
+
+@pytest.mark.parametrize("kpi", ["mrr", "backlog"])
+def test_a_balance_per_bucket_equals_the_balance_asked_at_the_buckets_end(
+    tmp_path: Path, kpi: str
+) -> None:
+    # Series of balances are built from the opening balance plus each bucket's changes;
+    # asking for the balance at each bucket's end directly must give the same numbers.
+    engine = make_engine(f"sqlite:///{tmp_path / 'kpibot.db'}")
+    _load(engine, _warehouse(seed=11))
+    with engine.connect() as conn:
+        result = evaluate(conn, parse_query(f"{kpi} last 6m by week"), CTX, now=NOW)
+        assert len(result.series) == 28  # 26 whole weeks and two partial ones
+        for point in result.series:
+            assert point.end is not None
+            direct = evaluate(conn, parse_query(kpi + " today"), CTX, now=point.end)
+            assert direct.value == point.value, point.key
+    engine.dispose()
