@@ -132,13 +132,12 @@ def grouped(
     columns: Sequence[ColumnElement[Any]],
     where: Sequence[ColumnElement[bool]] = (),
     intervals: Sequence[tuple[datetime, datetime]] | None = None,
-    group: bool = True,
 ) -> list[tuple[int, str | None, tuple[Any, ...]]]:
     """Rows ``(interval index, dimension value, columns…)`` of ``source`` joined to intervals.
 
     ``on`` joins the intervals table to the source (an observation in an interval, a
-    subscription alive at its end, …). With ``group`` the columns must be aggregates and
-    there is one row per (interval, dimension value); without it one row per observation.
+    subscription alive at its end, …). The columns are aggregates: there is one row per
+    (interval, dimension value).
     The query's filters and its dimension (joining customers when needed) are applied here,
     once, for every KPI.
     """
@@ -148,9 +147,7 @@ def grouped(
     stmt = scoped(
         select(*head, *columns).select_from(b).join(source.table, on(b)), req, source, where
     )
-    keys = [b.c.idx] + ([dim] if dim is not None else [])
-    if group:
-        stmt = stmt.group_by(*keys)
+    stmt = stmt.group_by(b.c.idx, *([dim] if dim is not None else []))
     return [(row[0], _key(row[1], dim is not None), tuple(row[2:])) for row in conn.execute(stmt)]
 
 
@@ -285,26 +282,51 @@ ZERO_DECIMAL_CURRENCIES = frozenset(
 )
 
 
+def observations(
+    conn: Connection,
+    req: Request,
+    source: Source,
+    *,
+    on: Callable[[CTE], ColumnElement[bool]],
+    value: ColumnElement[Any],
+    where: Sequence[ColumnElement[bool]] = (),
+) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """One observation per row: interval indexes, values (NULL as NaN), dimension keys.
+
+    Percentiles need every value, so this is the one place that pulls rows: two numeric
+    columns straight from the DBAPI cursor into numpy (the values need no conversion),
+    without a Python object per row on the way.
+    """
+    b = intervals_table(req.intervals)
+    dim = source.dimension(req.dimension) if req.dimension else None
+    columns = [b.c.idx, value] + ([dim] if dim is not None else [])
+    stmt = scoped(select(*columns).select_from(b).join(source.table, on(b)), req, source, where)
+    result = conn.execute(stmt)
+    rows = result.cursor.fetchall() if result.cursor is not None else []
+    result.close()
+    if dim is None:
+        data = np.array(rows, dtype=float).reshape(-1, 2)
+        return data[:, 0].astype(np.int64), data[:, 1], None
+    data = np.array([r[:2] for r in rows], dtype=float).reshape(-1, 2)
+    keys = [NONE_KEY if r[2] is None else str(r[2]) for r in rows]
+    return data[:, 0].astype(np.int64), data[:, 1], keys
+
+
 def distributed(
     req: Request,
-    rows: Sequence[tuple[int, str | None, tuple[Any, ...]]],
+    observed: tuple[np.ndarray, np.ndarray, list[str] | None],
     summarize: Callable[[np.ndarray], Cell],
 ) -> Computation:
     """A KPI over a distribution (percentiles): the window's values are all its buckets'.
 
-    ``rows`` hold one observation each, its value first (NULL becomes NaN, for KPIs that
-    count observations without a value, like tickets awaiting a first reply).
+    NaN values stand for observations without a value, for KPIs that count them aside
+    (tickets awaiting a first reply).
     """
-    idx = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    vals = np.fromiter(
-        (np.nan if r[2][0] is None else r[2][0] for r in rows), dtype=float, count=len(rows)
-    )
+    idx, vals, keys = observed
     total = summarize(vals)
-    if req.dimension:
-        keys = [r[1] for r in rows]
+    if keys is not None:
         groups: dict[str, list[int]] = {}
         for i, key in enumerate(keys):
-            assert key is not None
             groups.setdefault(key, []).append(i)
         cells = {k: summarize(vals[np.asarray(ix, dtype=np.int64)]) for k, ix in groups.items()}
         return Computation(total=total, series=dimension_series(cells))

@@ -280,12 +280,14 @@ def _movements(
         func.sum(changes.c.d)
         .over(**by_customer, order_by=changes.c.t, rows=(None, 0))
         .label("after"),
-        func.min(changes.c.t).over(**by_customer).label("first"),
+        # The first change of a customer is their first payment (periods have MRR > 0);
+        # a row number shares the running sum's sort, where min(t) would sort again.
+        func.row_number().over(**by_customer, order_by=changes.c.t).label("nth"),
     ).cte("timeline")
     after, d = timeline.c.after, timeline.c.d
     before = after - d
     kind = case(
-        ((before <= EPSILON) & (timeline.c.t == timeline.c.first), "new"),
+        ((before <= EPSILON) & (timeline.c.nth == 1), "new"),
         (before <= EPSILON, "reactivation"),
         (after <= EPSILON, "churn"),
         (d > 0, "expansion"),
