@@ -9,7 +9,7 @@ from sqlalchemy import Connection
 
 from metrics.context import MetricContext
 from metrics.kpis.base import Request
-from metrics.query import Query
+from metrics.query import Query, parse_query
 from metrics.registry import KPI, KPIS, get_kpi
 from metrics.result import Result
 from metrics.windows import DEFAULT_WINDOW, buckets, previous, resolve
@@ -18,9 +18,13 @@ from metrics.windows import DEFAULT_WINDOW, buckets, previous, resolve
 def evaluate(conn: Connection, query: Query, ctx: MetricContext, *, now: datetime) -> Result:
     """Answer ``query`` from the warehouse behind ``conn`` as of the instant ``now``.
 
-    Raises :class:`~metrics.errors.QueryError` for a window that cannot be evaluated (in
-    the future, longer than five years, too many buckets). Reads only; commits nothing.
+    Raises :class:`~metrics.errors.QueryError` for a query the parser would refuse and
+    for a window that cannot be evaluated (in the future, longer than five years, too many
+    buckets). Reads only; commits nothing.
     """
+    # A Query built in code (digests, alerts) gets the parser's checks too: a valid query
+    # reads back as itself from its canonical text.
+    query = parse_query(str(query))
     kpi = get_kpi(query.kpi)
     window = resolve(query.window or DEFAULT_WINDOW, ctx.timezone, now)
     grain = query.grain
@@ -111,8 +115,8 @@ def help_text(kpi: str | None = None) -> str:
         lines.append(f"statistic: {k.default_statistic} (or {', '.join(others)})")
     grains = ", ".join(k.grains) or "none"
     lines.append(f"by: {grains}" + (f"; {', '.join(k.dimensions)}" if k.dimensions else ""))
-    if k.dimensions:
-        lines.append("where: " + ", ".join(f"{d}=…" for d in k.dimensions))
+    if k.filter_keys:
+        lines.append("where: " + ", ".join(f"{d}=…" for d in k.filter_keys))
     if k.rankable:
         lines.append("top N / bottom N: the customers with the highest / lowest value")
     lines.append("reads: " + ", ".join(k.sources))

@@ -23,6 +23,7 @@ Nothing here builds SQL: values are bound as parameters by the KPI functions.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -97,7 +98,7 @@ class Query:
     ranking: Ranking | None = None
 
     def __str__(self) -> str:
-        parts = [self.kpi]
+        parts = [self.kpi.replace("_", " ")]  # as people write it: "mrr movements"
         if self.statistic:
             parts.append(self.statistic)
         if self.ranking:
@@ -186,7 +187,9 @@ class _Parser:
 
     def parse_kpi(self) -> KPI:
         # KPI names may be written as words: "first response time", "mrr movements".
-        words = [t.text for t in self.tokens[:3] if not t.quoted]
+        words = list(
+            itertools.takewhile(str, (t.text if not t.quoted else "" for t in self.tokens[:3]))
+        )
         for size in range(len(words), 0, -1):
             name = "_".join(words[:size]).replace("-", "_")
             if name in BY_NAME:
@@ -307,9 +310,9 @@ class _Parser:
 
     def parse_condition(self, kpi: KPI) -> None:
         key = self.take("a filter like plan=enterprise", ["plan=enterprise"])
-        if key not in kpi.dimensions:
-            hint = ", ".join(kpi.dimensions) or "none"
-            raise self.unknown(key, kpi.dimensions, f"as a filter of {kpi.name} ({hint})")
+        if key not in kpi.filter_keys:
+            hint = ", ".join(kpi.filter_keys) or "none"
+            raise self.unknown(key, kpi.filter_keys, f"as a filter of {kpi.name} ({hint})")
         self.expect("=", f"“=” after “{key}”")
         if self.pos >= len(self.tokens):
             raise QueryError(f"“{key}=” needs a value, e.g. {key}=enterprise.")
@@ -368,6 +371,11 @@ class _Parser:
                 )
         filters = f.get("filters", {})
         assert isinstance(filters, dict)
+        if kpi.requires and kpi.requires not in filters and by != kpi.requires:
+            raise QueryError(
+                f"{kpi.name} needs a {kpi.requires}: e.g. “{kpi.example}” "
+                f"or “{kpi.name} by {kpi.requires}”."
+            )
         return Query(
             kpi=kpi.name,
             statistic=statistic,  # type: ignore[arg-type]

@@ -17,9 +17,8 @@ from types import MappingProxyType
 from sqlalchemy import Connection
 
 from metrics.errors import UnknownKPIError, did_you_mean
-from metrics.kpis import satisfaction, support
+from metrics.kpis import health, product, revenue, satisfaction, support
 from metrics.kpis.base import Computation, Request
-from metrics.kpis.revenue import monthly_recurring_revenue
 from metrics.windows import GRAINS
 
 Compute = Callable[[Connection, Request], Computation]
@@ -42,12 +41,18 @@ class KPI:
     aliases: tuple[str, ...] = ()
     default_statistic: str | None = None
     statistics: tuple[str, ...] = ()  # allowed besides the default
-    dimensions: tuple[str, ...] = ()  # allowed in "by …" and "where …=…"
+    dimensions: tuple[str, ...] = ()  # allowed in "by …"
+    filters: tuple[str, ...] | None = None  # allowed in "where …=…"; None: the dimensions
     grains: tuple[str, ...] = GRAINS
     default_grain: str | None = None  # applied when a query has neither grain nor dimension
     rankable: bool = False  # "top N" / "bottom N" list entities (customers)
+    requires: str | None = None  # a dimension the query must filter or split by
     snapshot: bool = False  # a level at the window's end, not a flow over the window
     example: str = ""
+
+    @property
+    def filter_keys(self) -> tuple[str, ...]:
+        return self.dimensions if self.filters is None else self.filters
 
     def allows_statistic(self, statistic: str) -> bool:
         if statistic == self.default_statistic or statistic in self.statistics:
@@ -180,11 +185,218 @@ KPIS: tuple[KPI, ...] = (
         higher_is_better=True,
         description="Monthly recurring revenue of paid subscriptions at the window's end",
         sources=("subscription_periods",),
-        compute=monthly_recurring_revenue,
+        compute=revenue.monthly_recurring_revenue,
         aliases=("monthly_recurring_revenue", "revenue"),
         dimensions=CUSTOMER_DIMENSIONS,
         snapshot=True,
         example="mrr vs previous",
+    ),
+)
+
+REVENUE_RETENTION = dict(
+    grains=GRAINS, filters=CUSTOMER_DIMENSIONS, sources=("subscription_periods",)
+)
+
+KPIS += (
+    KPI(
+        name="mrr_movements",
+        title="MRR movements",
+        unit=CURRENCY,
+        higher_is_better=True,
+        description="Net new MRR = new + expansion + reactivation − contraction − churn",
+        compute=revenue.mrr_movements,
+        aliases=("movements", "net_new_mrr", "net_new"),
+        example="mrr movements this month",
+        **REVENUE_RETENTION,  # type: ignore[arg-type]
+    ),
+    KPI(
+        name="churn",
+        title="Customer churn rate",
+        unit="percent",
+        higher_is_better=False,
+        description="% of the customers paying at the start who churned in the window",
+        compute=revenue.customer_churn_rate,
+        aliases=("customer_churn", "customer_churn_rate", "churn_rate", "logo_churn"),
+        example="churn last 6m by month",
+        **REVENUE_RETENTION,  # type: ignore[arg-type]
+    ),
+    KPI(
+        name="gross_revenue_churn",
+        title="Gross revenue churn",
+        unit="percent",
+        higher_is_better=False,
+        description="(Churned + contraction MRR) ÷ MRR at the window's start",
+        compute=revenue.gross_revenue_churn,
+        aliases=("revenue_churn", "gross_mrr_churn", "mrr_churn"),
+        example="revenue churn last quarter",
+        **REVENUE_RETENTION,  # type: ignore[arg-type]
+    ),
+    KPI(
+        name="net_revenue_churn",
+        title="Net revenue churn",
+        unit="percent",
+        higher_is_better=False,
+        description="(Churn + contraction − expansion − reactivation) ÷ MRR at start; may be < 0",
+        compute=revenue.net_revenue_churn,
+        aliases=("net_mrr_churn",),
+        example="net revenue churn last 12m by month",
+        **REVENUE_RETENTION,  # type: ignore[arg-type]
+    ),
+    KPI(
+        name="nrr",
+        title="Net revenue retention",
+        unit="percent",
+        higher_is_better=True,
+        description="MRR at the end from customers paying at the start ÷ their MRR at start",
+        compute=revenue.net_revenue_retention,
+        aliases=("net_revenue_retention", "ndr", "net_dollar_retention"),
+        example="nrr last 12m",
+        **REVENUE_RETENTION,  # type: ignore[arg-type]
+    ),
+    KPI(
+        name="grr",
+        title="Gross revenue retention",
+        unit="percent",
+        higher_is_better=True,
+        description="NRR without expansion: at most 100%",
+        compute=revenue.gross_revenue_retention,
+        aliases=("gross_revenue_retention",),
+        example="grr last 12m",
+        **REVENUE_RETENTION,  # type: ignore[arg-type]
+    ),
+    KPI(
+        name="crr",
+        title="Customer retention rate",
+        unit="percent",
+        higher_is_better=True,
+        description="(Customers at end − new) ÷ customers at start",
+        compute=revenue.customer_retention_rate,
+        aliases=("customer_retention_rate", "retention", "customer_retention"),
+        example="retention last quarter",
+        **REVENUE_RETENTION,  # type: ignore[arg-type]
+    ),
+    KPI(
+        name="clv",
+        title="Customer lifetime value",
+        unit=CURRENCY,
+        higher_is_better=True,
+        description="ARPA ÷ monthly customer churn rate (× gross margin when configured)",
+        compute=revenue.customer_lifetime_value,
+        aliases=("ltv", "lifetime_value", "customer_lifetime_value"),
+        example="ltv last 12m",
+        **REVENUE_RETENTION,  # type: ignore[arg-type]
+    ),
+    KPI(
+        name="cost_of_retention",
+        title="Cost of retention",
+        unit=CURRENCY,
+        higher_is_better=False,
+        description="Configured retention spend in the window ÷ customers retained",
+        compute=revenue.cost_of_retention,
+        aliases=("retention_cost",),
+        example="cost of retention last quarter",
+        **REVENUE_RETENTION,  # type: ignore[arg-type]
+    ),
+    KPI(
+        name="active_users",
+        title="Active users",
+        unit="users",
+        higher_is_better=True,
+        description="Distinct users with a qualifying event in the window",
+        sources=("usage_events",),
+        compute=product.active_users,
+        aliases=("users", "actives"),
+        filters=CUSTOMER_DIMENSIONS,
+        example="active users last 30d by week",
+    ),
+    KPI(
+        name="dau",
+        title="DAU",
+        unit="users",
+        higher_is_better=True,
+        description="Daily active users, averaged over the window's days",
+        sources=("usage_events",),
+        compute=product.daily_active_users,
+        aliases=("daily_active_users",),
+        filters=CUSTOMER_DIMENSIONS,
+        example="dau last 30d by week",
+    ),
+    KPI(
+        name="wau",
+        title="WAU",
+        unit="users",
+        higher_is_better=True,
+        description="Weekly active users: distinct users in the 7 days to the window's end",
+        sources=("usage_events",),
+        compute=product.weekly_active_users,
+        aliases=("weekly_active_users",),
+        filters=CUSTOMER_DIMENSIONS,
+        example="wau this month by week",
+    ),
+    KPI(
+        name="mau",
+        title="MAU",
+        unit="users",
+        higher_is_better=True,
+        description="Monthly active users: distinct users in the 30 days to the window's end",
+        sources=("usage_events",),
+        compute=product.monthly_active_users,
+        aliases=("monthly_active_users",),
+        filters=CUSTOMER_DIMENSIONS,
+        example="mau last 6m by month",
+    ),
+    KPI(
+        name="stickiness",
+        title="Stickiness (DAU/MAU)",
+        unit="percent",
+        higher_is_better=True,
+        description="Mean DAU over the window ÷ MAU at its end",
+        sources=("usage_events",),
+        compute=product.stickiness,
+        aliases=("dau_mau", "dau/mau"),
+        filters=CUSTOMER_DIMENSIONS,
+        example="stickiness last 30d",
+    ),
+    KPI(
+        name="adoption",
+        title="Adoption rate",
+        unit="percent",
+        higher_is_better=True,
+        description="% of active users who used a feature (an event) in the window",
+        sources=("usage_events",),
+        compute=product.adoption_rate,
+        aliases=("adoption_rate", "feature_adoption"),
+        dimensions=("feature",),
+        filters=("feature", *CUSTOMER_DIMENSIONS),
+        requires="feature",
+        example="adoption last 30d where feature=export",
+    ),
+    KPI(
+        name="usage_rate",
+        title="Product usage rate",
+        unit="percent",
+        higher_is_better=True,
+        description="% of paying accounts with a qualifying event in the window",
+        sources=("usage_events", "subscription_periods"),
+        compute=product.product_usage_rate,
+        aliases=("product_usage_rate", "usage", "account_usage"),
+        filters=CUSTOMER_DIMENSIONS,
+        example="usage rate last 30d",
+    ),
+    KPI(
+        name="health",
+        title="Customer health score",
+        unit="score",
+        higher_is_better=True,
+        description="Weighted 0–100 score per paying customer: usage, satisfaction, tickets, "
+        "payment",
+        sources=("subscription_periods", "usage_events", "survey_responses", "tickets"),
+        compute=health.customer_health,
+        aliases=("health_score", "customer_health"),
+        dimensions=CUSTOMER_DIMENSIONS,
+        grains=(),
+        rankable=True,
+        example="health bottom 10",
     ),
 )
 

@@ -29,6 +29,7 @@ class Point:
     # Per-KPI detail a chart or digest can use: p90 beside the median, NPS promoter /
     # passive / detractor counts, MRR movement components, …
     extra: Mapping[str, float | None] = field(default_factory=dict)
+    label: str | None = None  # a display name when the key is an id (a customer's name)
 
 
 @dataclass(frozen=True)
@@ -83,10 +84,9 @@ class Result:
         if self.grain is not None or self.dimension is not None:
             out["grain"] = self.grain
             out["dimension"] = self.dimension
-            out["series"] = [
-                {"key": p.key, "value": _clean(p.value), "n": p.n, **dict(p.extra)}
-                for p in self.series
-            ]
+            out["series"] = [_point_json(p) for p in self.series]
+        elif self.series:  # a ranked list (health bottom 10) has neither
+            out["series"] = [_point_json(p) for p in self.series]
         if self.extra:
             out.update({k: v for k, v in self.extra.items() if k not in out})
         return out
@@ -98,6 +98,13 @@ def _clean(value: float | None) -> float | None:
     if value is None:
         return None
     return float(f"{value:.9g}")
+
+
+def _point_json(point: Point) -> dict[str, Any]:
+    out: dict[str, Any] = {"key": point.key, "value": _clean(point.value), "n": point.n}
+    if point.label is not None:
+        out["label"] = point.label
+    return {**out, **dict(point.extra)}
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -171,6 +171,8 @@ class SubscriptionPeriod(Base):
         Index("ix_subscription_periods_customer_from", "customer_id", "valid_from"),
         Index("ix_subscription_periods_span", "valid_from", "valid_to", "status", "mrr"),
         Index("ix_subscription_periods_subscription", "subscription_id", "valid_from"),
+        # MRR series and movements look up the periods that end in a window.
+        Index("ix_subscription_periods_to", "valid_to", "status", "mrr", "customer_id"),
     )
 
 
@@ -224,13 +226,17 @@ class Ticket(Base):
     __table_args__ = (
         # Covering indexes: the window filter plus the columns the KPI reads, so that
         # SQLite answers from the index alone.
+        # status is in each, because every ticket KPI leaves deleted tickets out.
         Index(
             "ix_tickets_created_frt",
             "created_at",
             "first_reply_minutes",
             "first_reply_business_minutes",
+            "status",
         ),
-        Index("ix_tickets_created_dims", "created_at", "channel", "group_name", "priority"),
+        Index(
+            "ix_tickets_created_dims", "created_at", "channel", "group_name", "priority", "status"
+        ),
         Index(
             "ix_tickets_solved",
             "solved_at",
@@ -238,6 +244,7 @@ class Ticket(Base):
             "full_resolution_business_minutes",
             "replies",
             "reopens",
+            "status",
         ),
         Index("ix_tickets_status", "status", "created_at"),
     )

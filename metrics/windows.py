@@ -185,8 +185,12 @@ def previous(window: Window, comparison: str, now: datetime) -> Window:
 _PERIOD_UNIT = {"week": "w", "month": "m", "quarter": "q", "year": "y"}
 
 
-def buckets(window: Window, grain: str) -> tuple[Bucket, ...]:
-    """The window cut into local calendar days, ISO weeks or months, clipped to the window."""
+def buckets(window: Window, grain: str, *, limit: int = MAX_BUCKETS) -> tuple[Bucket, ...]:
+    """The window cut into local calendar days, ISO weeks or months, clipped to the window.
+
+    More than ``limit`` buckets is a WindowError: a chart nobody can read, and a query
+    nobody should wait for (KPIs that average over days pass a larger limit).
+    """
     tz = window.timezone
     out: list[Bucket] = []
     day = period_start(window.local_start.date(), grain)
@@ -197,9 +201,9 @@ def buckets(window: Window, grain: str) -> tuple[Bucket, ...]:
             break
         if hi > window.start:
             out.append(Bucket(day.isoformat(), max(lo, window.start), min(hi, window.end)))
-        if len(out) > MAX_BUCKETS:
+        if len(out) > limit:
             raise WindowError(
-                f"“by {grain}” would draw more than {MAX_BUCKETS} points: "
+                f"“by {grain}” would draw more than {limit} points: "
                 "use a coarser grain or a shorter window."
             )
         day = nxt

@@ -21,6 +21,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Integer,
+    Select,
     Table,
     case,
     column,
@@ -131,35 +132,40 @@ def grouped(
     columns: Sequence[ColumnElement[Any]],
     where: Sequence[ColumnElement[bool]] = (),
     intervals: Sequence[tuple[datetime, datetime]] | None = None,
-    group: bool = True,
-    order: bool = False,
 ) -> list[tuple[int, str | None, tuple[Any, ...]]]:
     """Rows ``(interval index, dimension value, columns…)`` of ``source`` joined to intervals.
 
     ``on`` joins the intervals table to the source (an observation in an interval, a
-    subscription alive at its end, …). With ``group`` the columns must be aggregates and
-    there is one row per (interval, dimension value); without it one row per observation.
+    subscription alive at its end, …). The columns are aggregates: there is one row per
+    (interval, dimension value).
     The query's filters and its dimension (joining customers when needed) are applied here,
     once, for every KPI.
     """
     b = intervals_table(intervals if intervals is not None else req.intervals)
-    names = [k for k, _ in req.filters] + ([req.dimension] if req.dimension else [])
     dim = source.dimension(req.dimension) if req.dimension else None
     head: list[ColumnElement[Any]] = [b.c.idx, (dim if dim is not None else literal(None))]
-    stmt = select(*head, *columns).select_from(b).join(source.table, on(b))
+    stmt = scoped(
+        select(*head, *columns).select_from(b).join(source.table, on(b)), req, source, where
+    )
+    stmt = stmt.group_by(b.c.idx, *([dim] if dim is not None else []))
+    return [(row[0], _key(row[1], dim is not None), tuple(row[2:])) for row in conn.execute(stmt)]
+
+
+def scoped(
+    stmt: Select[Any], req: Request, source: Source, where: Sequence[ColumnElement[bool]] = ()
+) -> Select[Any]:
+    """``stmt`` over ``source`` narrowed by ``where`` and the query's filters, joining
+    customers when a filter or the dimension lives there (plan, segment, country)."""
+    names = [k for k, _ in req.filters] + ([req.dimension] if req.dimension else [])
     if source.needs_customers(names):
         stmt = stmt.outerjoin(Customer, Customer.id == source.customer)
-    conditions = list(where) + [
-        func.lower(source.dimension(key)) == value for key, value in req.filters
-    ]
-    if conditions:
-        stmt = stmt.where(*conditions)
-    keys = [b.c.idx] + ([dim] if dim is not None else [])
-    if group:
-        stmt = stmt.group_by(*keys)
-    if order:
-        stmt = stmt.order_by(*keys)
-    return [(row[0], _key(row[1], dim is not None), tuple(row[2:])) for row in conn.execute(stmt)]
+    conditions = [*where, *filter_conditions(req, source)]
+    return stmt.where(*conditions) if conditions else stmt
+
+
+def filter_conditions(req: Request, source: Source) -> list[ColumnElement[bool]]:
+    """The query's ``where k=v`` filters: case-insensitive, values bound as parameters."""
+    return [func.lower(source.dimension(key)) == value for key, value in req.filters]
 
 
 def _key(value: Any, has_dimension: bool) -> str | None:
@@ -231,6 +237,17 @@ def dimension_series(cells: Mapping[str, Cell]) -> tuple[Point, ...]:
     return tuple(Point(key=k, value=c.value, n=c.n, extra=c.extra) for k, c in ordered[:MAX_SERIES])
 
 
+def window_and_buckets(req: Request) -> list[tuple[datetime, datetime]]:
+    """The window as interval 0, then its buckets: for KPIs whose window is not the sum of
+    its buckets (ratios of distinct counts, balances)."""
+    return [(req.window.start, req.window.end)] + [(b.start, b.end) for b in req.buckets]
+
+
+def headline_and_series(req: Request, cells: Sequence[Cell]) -> Computation:
+    """The Computation for cells computed over ``window_and_buckets(req)``."""
+    return Computation(total=cells[0], series=bucket_series(req.buckets, cells[1:]))
+
+
 # --- Distributions (percentiles) ----------------------------------------------------------
 
 PERCENTILE_PREFIX = "p"
@@ -265,26 +282,51 @@ ZERO_DECIMAL_CURRENCIES = frozenset(
 )
 
 
+def observations(
+    conn: Connection,
+    req: Request,
+    source: Source,
+    *,
+    on: Callable[[CTE], ColumnElement[bool]],
+    value: ColumnElement[Any],
+    where: Sequence[ColumnElement[bool]] = (),
+) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """One observation per row: interval indexes, values (NULL as NaN), dimension keys.
+
+    Percentiles need every value, so this is the one place that pulls rows: two numeric
+    columns straight from the DBAPI cursor into numpy (the values need no conversion),
+    without a Python object per row on the way.
+    """
+    b = intervals_table(req.intervals)
+    dim = source.dimension(req.dimension) if req.dimension else None
+    columns = [b.c.idx, value] + ([dim] if dim is not None else [])
+    stmt = scoped(select(*columns).select_from(b).join(source.table, on(b)), req, source, where)
+    result = conn.execute(stmt)
+    rows = result.cursor.fetchall() if result.cursor is not None else []
+    result.close()
+    if dim is None:
+        data = np.array(rows, dtype=float).reshape(-1, 2)
+        return data[:, 0].astype(np.int64), data[:, 1], None
+    data = np.array([r[:2] for r in rows], dtype=float).reshape(-1, 2)
+    keys = [NONE_KEY if r[2] is None else str(r[2]) for r in rows]
+    return data[:, 0].astype(np.int64), data[:, 1], keys
+
+
 def distributed(
     req: Request,
-    rows: Sequence[tuple[int, str | None, tuple[Any, ...]]],
+    observed: tuple[np.ndarray, np.ndarray, list[str] | None],
     summarize: Callable[[np.ndarray], Cell],
 ) -> Computation:
     """A KPI over a distribution (percentiles): the window's values are all its buckets'.
 
-    ``rows`` hold one observation each, its value first (NULL becomes NaN, for KPIs that
-    count observations without a value, like tickets awaiting a first reply).
+    NaN values stand for observations without a value, for KPIs that count them aside
+    (tickets awaiting a first reply).
     """
-    idx = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    vals = np.fromiter(
-        (np.nan if r[2][0] is None else r[2][0] for r in rows), dtype=float, count=len(rows)
-    )
+    idx, vals, keys = observed
     total = summarize(vals)
-    if req.dimension:
-        keys = [r[1] for r in rows]
+    if keys is not None:
         groups: dict[str, list[int]] = {}
         for i, key in enumerate(keys):
-            assert key is not None
             groups.setdefault(key, []).append(i)
         cells = {k: summarize(vals[np.asarray(ix, dtype=np.int64)]) for k, ix in groups.items()}
         return Computation(total=total, series=dimension_series(cells))

@@ -25,6 +25,7 @@ from metrics.kpis.base import (
     dimension_series,
     distributed,
     grouped,
+    observations,
     statistic_of,
     within,
 )
@@ -47,10 +48,9 @@ def first_response_time(conn: Connection, req: Request) -> Computation:
     Tickets without a reply yet are outside the distribution and counted as ``awaiting``.
     """
     minutes = _T.first_reply_business_minutes if req.ctx.business_hours else _T.first_reply_minutes
-    rows = grouped(
-        conn, req, TICKETS, on=within(_T.created_at), where=[_LIVE], columns=[minutes], group=False
-    )
-    return distributed(req, rows, _durations(req.statistic or "median", awaiting=True))
+    observed = observations(conn, req, TICKETS, on=within(_T.created_at), value=minutes,
+                            where=[_LIVE])  # fmt: skip
+    return distributed(req, observed, _durations(req.statistic or "median", awaiting=True))
 
 
 def time_to_resolution(conn: Connection, req: Request) -> Computation:
@@ -60,16 +60,9 @@ def time_to_resolution(conn: Connection, req: Request) -> Computation:
         if req.ctx.business_hours
         else _T.full_resolution_minutes
     )
-    rows = grouped(
-        conn,
-        req,
-        TICKETS,
-        on=within(_T.solved_at),
-        where=[_SOLVED, minutes.is_not(None)],
-        columns=[minutes],
-        group=False,
-    )
-    return distributed(req, rows, _durations(req.statistic or "median", awaiting=False))
+    observed = observations(conn, req, TICKETS, on=within(_T.solved_at), value=minutes,
+                            where=[_SOLVED, minutes.is_not(None)])  # fmt: skip
+    return distributed(req, observed, _durations(req.statistic or "median", awaiting=False))
 
 
 def _durations(statistic: str, *, awaiting: bool) -> Callable[[np.ndarray], Cell]:

@@ -5,9 +5,13 @@ MRR is stored in cents and reported in euros (the test context's currency).
 
 from __future__ import annotations
 
+from datetime import date
+
+import pytest
 from sqlalchemy import Engine
 
-from tests.metrics.helpers import ask, at, covers, customers, periods, series
+from metrics import MetricContext, RetentionSpend
+from tests.metrics.helpers import WARSAW, ask, at, covers, customers, periods, series
 
 
 def _book(engine: Engine) -> None:
@@ -72,3 +76,145 @@ def test_mrr_by_plan_and_where_plan_use_the_customers_plan(engine: Engine) -> No
     assert ask(engine, "mrr where plan=enterprise").value == 100.0
     result = ask(engine, "mrr by plan")
     assert [(p.key, p.value) for p in result.series] == [("enterprise", 100.0), ("starter", 20.0)]
+
+
+def _november(engine: Engine) -> None:
+    """A month of every kind of movement (MRR in cents; now is 24 November 10:00).
+
+    At 1 November 00:00: A 100, B 50 + 30, E 60, G 10 = 250 €, four customers.
+    Now: A 150, C 20, D 40, E 60, G 25 = 295 €, five customers.
+    """
+    periods(
+        engine,
+        ("A", "a1", 10000, "2026-01-01 00:00", "2026-11-05 12:00"),
+        ("A", "a1", 15000, "2026-11-05 12:00", None),  # expansion +50
+        ("B", "b1", 5000, "2026-06-01 00:00", "2026-11-10 00:00"),  # contraction −50
+        ("B", "b2", 3000, "2026-06-01 00:00", "2026-11-20 00:00"),  # B's last: churn −30
+        ("C", "c1", 2000, "2026-11-03 09:00", None),  # new +20
+        ("D", "d1", 4000, "2026-03-01 00:00", "2026-05-01 00:00"),  # churned in May …
+        ("D", "d2", 4000, "2026-11-15 00:00", None),  # … reactivation +40
+        ("E", "e1", 6000, "2026-01-01 00:00", "2026-11-12 00:00"),  # a switch at one instant
+        ("E", "e2", 6000, "2026-11-12 00:00", None),  # with the same MRR: no movement
+        ("G", "g1", 1000, "2026-01-01 00:00", "2026-11-18 00:00"),
+        ("G", "g2", 2500, "2026-11-18 00:00", None),  # one switch: expansion +15
+    )
+    periods(engine, ("F", "f1", 9900, "2026-11-01 00:00", None), status="trialing")
+
+
+@covers("mrr_movements")
+def test_mrr_movements_split_the_months_change_in_mrr(engine: Engine) -> None:
+    _november(engine)
+    result = ask(engine, "mrr movements this month")
+    assert result.value == 45.0  # 295 − 250
+    assert result.unit == "EUR"
+    assert {
+        k: result.extra[k] for k in ("new", "expansion", "contraction", "churn", "reactivation")
+    } == {
+        "new": 20.0,
+        "expansion": 65.0,
+        "contraction": 50.0,
+        "churn": 30.0,
+        "reactivation": 40.0,
+    }
+    assert result.n == 6
+    assert (result.extra["expansion_count"], result.extra["churn_count"]) == (2, 1)
+
+
+@covers("mrr_movements")
+def test_mrr_movements_by_week_add_up_to_the_month(engine: Engine) -> None:
+    _november(engine)
+    result = ask(engine, "mrr movements this month by week")
+    assert series(result) == {
+        "2026-10-26": None,  # only 1 November, nothing moved
+        "2026-11-02": 70.0,  # C new, A expansion
+        "2026-11-09": -10.0,  # B contraction, D reactivation
+        "2026-11-16": -15.0,  # G expansion, B churn
+        "2026-11-23": None,
+    }
+    assert result.value == 45.0
+
+
+@covers("mrr_movements")
+def test_mrr_movements_of_an_empty_window_are_none(engine: Engine) -> None:
+    _november(engine)
+    assert ask(engine, "mrr movements yesterday").value is None
+
+
+@covers("churn")
+def test_churn_counts_a_customer_only_when_their_last_subscription_ends(engine: Engine) -> None:
+    _november(engine)
+    result = ask(engine, "churn this month")
+    assert result.value == 25.0  # B of A, B, E, G
+    assert (result.extra["churned"], result.extra["customers_at_start"]) == (1, 4)
+    # B's first subscription ended on the 10th: a contraction, no churn yet.
+    assert ask(engine, "churn between 2026-11-01 and 2026-11-15").value == 0.0
+    assert ask(engine, "churn this month where plan=pro").value is None
+
+
+@covers("churn")
+def test_churn_by_month_divides_by_each_months_starting_customers(engine: Engine) -> None:
+    _november(engine)
+    customers(engine, {"id": "B", "plan": "pro"}, {"id": "D", "plan": "pro"})
+    result = ask(engine, "churn since 2026-04-01 by month")
+    got = series(result)
+    assert got["2026-04-01"] == 0.0
+    # D's subscription ended at 1 May 00:00: D was paying when May began and churned in it.
+    assert got["2026-05-01"] == 25.0  # D of A, D, E, G (B starts in June)
+    assert got["2026-11-01"] == 25.0
+    assert ask(engine, "churn this month where plan=pro").value == 100.0
+
+
+@covers("gross_revenue_churn", "net_revenue_churn")
+def test_revenue_churn_gross_and_net(engine: Engine) -> None:
+    _november(engine)
+    assert ask(engine, "revenue churn this month").value == 32.0  # (30 + 50) / 250
+    assert ask(engine, "net revenue churn this month").value == -10.0  # (80 − 65 − 40) / 250
+    assert ask(engine, "net revenue churn this month").extra["mrr_at_start"] == 250.0
+
+
+@covers("gross_revenue_churn", "net_revenue_churn", "nrr", "grr", "crr", "clv")
+def test_retention_kpis_of_a_window_without_customers_are_none(engine: Engine) -> None:
+    for kpi in ("gross revenue churn", "net revenue churn", "nrr", "grr", "crr", "clv"):
+        assert ask(engine, f"{kpi} this month").value is None, kpi
+
+
+@covers("nrr", "grr")
+def test_nrr_counts_expansion_and_grr_caps_each_customer_at_its_start(engine: Engine) -> None:
+    _november(engine)
+    # Start: A 100, B 80, E 60, G 10 = 250. End: A 150, B 0, E 60, G 25 = 235.
+    assert ask(engine, "nrr this month").value == 94.0
+    # Capped: A 100, B 0, E 60, G 10 = 170.
+    assert ask(engine, "grr this month").value == 68.0
+
+
+@covers("crr")
+def test_crr_is_customers_at_the_end_less_new_over_customers_at_the_start(engine: Engine) -> None:
+    _november(engine)
+    result = ask(engine, "retention this month")
+    assert result.value == 75.0  # (5 − 2) / 4: C and D are new (D reactivated)
+    assert (result.extra["customers_at_end"], result.extra["new"]) == (5, 2)
+
+
+@covers("clv")
+def test_clv_is_arpa_over_the_monthly_churn_rate_times_the_margin(engine: Engine) -> None:
+    _november(engine)
+    days = (at("2026-11-24 10:00") - at("2026-11-01 00:00")).total_seconds() / 86400
+    monthly_churn = 1 / 4 * (365.25 / 12) / days
+    arpa = 295 / 5
+    assert ask(engine, "ltv this month").value == pytest.approx(arpa / monthly_churn)
+    ctx = MetricContext(timezone=WARSAW, currency="EUR", gross_margin=0.8)
+    assert ask(engine, "clv this month", ctx=ctx).value == pytest.approx(0.8 * arpa / monthly_churn)
+    # Without churn the lifetime is unbounded: no value.
+    assert ask(engine, "clv between 2026-11-01 and 2026-11-15").value is None
+
+
+@covers("cost_of_retention")
+def test_cost_of_retention_divides_the_spend_booked_in_the_window_by_retained_customers(
+    engine: Engine,
+) -> None:
+    _november(engine)
+    spend = (RetentionSpend(date(2026, 11, 1), 1200.0), RetentionSpend(date(2026, 10, 15), 999.0))
+    ctx = MetricContext(timezone=WARSAW, currency="EUR", retention_spend=spend)
+    result = ask(engine, "cost of retention this month", ctx=ctx)
+    assert (result.value, result.extra["retained"]) == (400.0, 3)  # A, E and G
+    assert ask(engine, "cost of retention this month").value is None  # no spend configured

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 04:47:40.904806
+Create Date: 2026-11-24 05:12:49.258048
 """
 
 from __future__ import annotations
@@ -124,6 +124,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_subscription_periods_customer_from', ['customer_id', 'valid_from'], unique=False)
         batch_op.create_index('ix_subscription_periods_span', ['valid_from', 'valid_to', 'status', 'mrr'], unique=False)
         batch_op.create_index('ix_subscription_periods_subscription', ['subscription_id', 'valid_from'], unique=False)
+        batch_op.create_index('ix_subscription_periods_to', ['valid_to', 'status', 'mrr', 'customer_id'], unique=False)
 
     op.create_table('subscriptions',
     sa.Column('id', sa.String(length=64), nullable=False),
@@ -200,10 +201,10 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tickets'))
     )
     with op.batch_alter_table('tickets', schema=None) as batch_op:
-        batch_op.create_index('ix_tickets_created_dims', ['created_at', 'channel', 'group_name', 'priority'], unique=False)
-        batch_op.create_index('ix_tickets_created_frt', ['created_at', 'first_reply_minutes', 'first_reply_business_minutes'], unique=False)
+        batch_op.create_index('ix_tickets_created_dims', ['created_at', 'channel', 'group_name', 'priority', 'status'], unique=False)
+        batch_op.create_index('ix_tickets_created_frt', ['created_at', 'first_reply_minutes', 'first_reply_business_minutes', 'status'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_customer_id'), ['customer_id'], unique=False)
-        batch_op.create_index('ix_tickets_solved', ['solved_at', 'full_resolution_minutes', 'full_resolution_business_minutes', 'replies', 'reopens'], unique=False)
+        batch_op.create_index('ix_tickets_solved', ['solved_at', 'full_resolution_minutes', 'full_resolution_business_minutes', 'replies', 'reopens', 'status'], unique=False)
         batch_op.create_index('ix_tickets_status', ['status', 'created_at'], unique=False)
 
     op.create_table('usage_events',
@@ -249,6 +250,7 @@ def downgrade() -> None:
 
     op.drop_table('subscriptions')
     with op.batch_alter_table('subscription_periods', schema=None) as batch_op:
+        batch_op.drop_index('ix_subscription_periods_to')
         batch_op.drop_index('ix_subscription_periods_subscription')
         batch_op.drop_index('ix_subscription_periods_span')
         batch_op.drop_index('ix_subscription_periods_customer_from')

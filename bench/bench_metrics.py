@@ -1,0 +1,252 @@
+"""Benchmark of the KPI engine on a warehouse of realistic size.
+
+    python bench/bench_metrics.py                  # build bench/out/metrics.db once, then time
+    python bench/bench_metrics.py --rebuild        # regenerate the data first
+    python bench/bench_metrics.py --postgres postgresql://postgres@127.0.0.1:5432/test
+
+The generator is seeded: 1M tickets and 1M survey responses over two years, 100k
+subscriptions (with their periods) for 60k customers. Each query is run once to warm the
+caches, then ``--repeat`` times; the median and the process's peak RSS are reported. Timing
+runs in a fresh process, so the generator's memory does not count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bot.db import make_engine
+from metrics import MetricContext, evaluate, parse_query
+from metrics.schema import Base
+
+QUERIES = (
+    "frt p90 last 30d by day",
+    "nps last 30d",
+    "nps last 12m by month",
+    "mrr movements last 12m by month",
+)
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+START = datetime(2024, 11, 24, 9, 0, tzinfo=UTC)
+TICKETS, SURVEYS, SUBSCRIPTIONS, CUSTOMERS = 1_000_000, 1_000_000, 100_000, 60_000
+DEFAULT_DB = Path(__file__).parent / "out" / "metrics.db"
+
+
+def _times(rng: np.random.Generator, n: int, start: datetime = START) -> np.ndarray:
+    """``n`` random instants from ``start`` to NOW, as epoch microseconds."""
+    lo = int(start.timestamp() * 1e6)
+    return rng.integers(lo, int(NOW.timestamp() * 1e6), size=n)
+
+
+def _text(us: np.ndarray) -> list[str]:
+    """Epoch microseconds as the naive UTC text UTCDateTime stores in SQLite."""
+    iso = np.datetime_as_string(us.astype("datetime64[us]"), unit="us")
+    return np.char.replace(iso, "T", " ").tolist()
+
+
+CHUNK = 100_000
+TICKET_COLUMNS = [
+    "id", "source", "customer_id", "status", "channel", "group_name", "priority",
+    "created_at", "first_reply_minutes", "first_reply_business_minutes", "solved_at",
+    "full_resolution_minutes", "replies", "reopens", "updated_at",
+]  # fmt: skip
+SURVEY_COLUMNS = [
+    "id", "source", "kind", "score", "scale_max", "customer_id", "responded_at", "updated_at",
+]  # fmt: skip
+PERIOD_COLUMNS = [
+    "id", "source", "subscription_id", "customer_id", "status", "quantity", "mrr",
+    "currency", "valid_from", "valid_to", "updated_at",
+]  # fmt: skip
+Chunk = tuple[str, list[str], list[tuple[object, ...]]]
+
+
+def generate() -> Iterator[Chunk]:
+    """The warehouse in chunks of rows (table, columns, rows), from one seed."""
+    rng = np.random.default_rng(20261124)
+    for first in range(0, TICKETS, CHUNK):
+        yield "tickets", TICKET_COLUMNS, _tickets(rng, first, min(CHUNK, TICKETS - first))
+    for first in range(0, SURVEYS, CHUNK):
+        yield "survey_responses", SURVEY_COLUMNS, _surveys(rng, first, min(CHUNK, SURVEYS - first))
+    yield "subscription_periods", PERIOD_COLUMNS, _periods(rng)
+
+
+def _tickets(rng: np.random.Generator, first: int, n: int) -> list[tuple[object, ...]]:
+    created = _times(rng, n)
+    replied = rng.random(n) < 0.95
+    frt = np.round(rng.lognormal(4.0, 1.2, n), 2)
+    solved = rng.random(n) < 0.85
+    ttr = np.round(rng.lognormal(7.0, 1.0, n), 2)
+    status = np.where(solved, "solved", rng.choice(["new", "open", "pending", "hold"], n))
+    channel = rng.choice(["email", "web", "chat", "phone"], n)
+    created_s = _text(created)
+    solved_s = _text(created + (ttr * 60e6).astype(np.int64))
+    return [
+        (f"t{first + i}", "bench", f"c{(first + i) % CUSTOMERS}", str(status[i]),
+         str(channel[i]), "l1", "normal", created_s[i],
+         float(frt[i]) if replied[i] else None, float(frt[i]) / 2 if replied[i] else None,
+         solved_s[i] if solved[i] else None, float(ttr[i]) if solved[i] else None,
+         1, 0, created_s[i])
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def _surveys(rng: np.random.Generator, first: int, n: int) -> list[tuple[object, ...]]:
+    responded = _text(_times(rng, n))
+    kinds = rng.choice(["nps", "csat", "ces"], n, p=[0.6, 0.3, 0.1])
+    scales = np.select([kinds == "nps", kinds == "csat"], [10, 5], 7)
+    scores = np.floor(rng.random(n) * (scales + 1)).astype(int)
+    return [
+        (f"s{first + i}", "bench", str(kinds[i]), float(scores[i]), int(scales[i]),
+         f"c{(first + i) % CUSTOMERS}", responded[i], responded[i])
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def _periods(rng: np.random.Generator) -> list[tuple[object, ...]]:
+    """Each subscription a chain of 1–4 periods (up- and downgrades); most end canceled."""
+    day = 86_400_000_000
+    stop = int(NOW.timestamp() * 1e6)
+    begin = _times(rng, SUBSCRIPTIONS, datetime(2023, 1, 1, tzinfo=UTC))
+    lengths = rng.integers(20, 400, size=(SUBSCRIPTIONS, 4)) * day
+    prices = rng.choice([2900.0, 9900.0, 29900.0, 99900.0], SUBSCRIPTIONS)
+    factors = rng.choice([0.5, 1.5, 2.0], size=(SUBSCRIPTIONS, 4))
+    links = rng.integers(1, 5, SUBSCRIPTIONS)
+    open_ended = rng.random(SUBSCRIPTIONS) < 0.4
+    past_due = rng.random((SUBSCRIPTIONS, 4)) < 0.03
+    out: list[tuple[object, ...]] = []
+    for i in range(SUBSCRIPTIONS):
+        t, mrr = int(begin[i]), float(prices[i])
+        for j in range(int(links[i])):
+            last = j == links[i] - 1
+            end = None if last and open_ended[i] else t + int(lengths[i, j])
+            start_s = _text(np.array([t]))[0]
+            end_s = _text(np.array([end]))[0] if end is not None else None
+            out.append((f"p{i}-{j}", "bench", f"sub{i}", f"c{i % CUSTOMERS}",
+                        "past_due" if past_due[i, j] else "active", 1, round(mrr, 4), "USD",
+                        start_s, end_s, start_s))  # fmt: skip
+            if end is None or end > stop:
+                break
+            t, mrr = end, mrr * float(factors[i, j])
+    return out
+
+
+def build_sqlite(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    engine = make_engine(f"sqlite:///{path}")
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    for table, columns, rows in generate():
+        marks = ", ".join("?" * len(columns))
+        conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+        conn.commit()
+        print(f"  {table}: +{len(rows):,} rows", flush=True)
+    conn.execute("ANALYZE")
+    conn.commit()
+    conn.close()
+
+
+def build_postgres(url: str) -> None:
+    engine = make_engine(url)
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        for table, columns, rows in generate():
+            stamped = [i for i, c in enumerate(columns) if c.endswith(("_at", "_from", "_to"))]
+            with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    values = list(row)
+                    for i in stamped:  # naive UTC text → timestamptz
+                        if values[i] is not None:
+                            values[i] = f"{values[i]}+00"
+                    copy.write_row(values)
+            raw.commit()
+            print(f"  {table}: +{len(rows):,} rows", flush=True)
+        raw.commit()
+    finally:
+        raw.close()
+    # As autovacuum would: index-only scans need the visibility map.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE")
+    engine.dispose()
+
+
+def measure(url: str, repeat: int) -> dict[str, object]:
+    """Run in a fresh process: timings of each query, then the peak RSS."""
+    engine = make_engine(url)
+    ctx = MetricContext(timezone=ZoneInfo("Europe/Warsaw"))
+    timings: dict[str, list[float]] = {}
+    with engine.connect() as conn:
+        for text in QUERIES:
+            query = parse_query(text)
+            evaluate(conn, query, ctx, now=NOW)  # warm the page cache and the plan
+            runs = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                evaluate(conn, query, ctx, now=NOW)
+                runs.append((time.perf_counter() - t0) * 1000)
+            timings[text] = runs
+    engine.dispose()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"median_ms": {q: statistics.median(r) for q, r in timings.items()},
+            "max_ms": {q: max(r) for q, r in timings.items()}, "peak_rss_mb": peak_mb}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--db", type=Path, default=DEFAULT_DB)
+    parser.add_argument("--postgres", help="also build and time this PostgreSQL database")
+    parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--repeat", type=int, default=7)
+    # Internal: the building and timing processes. Each runs apart, because a child
+    # inherits its parent's peak RSS across exec on Linux.
+    parser.add_argument("--measure", help=argparse.SUPPRESS)
+    parser.add_argument("--build", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.measure, args.repeat)))
+        return
+    if args.build:
+        t0 = time.perf_counter()
+        if args.build.startswith("sqlite"):
+            build_sqlite(args.db)
+        else:
+            build_postgres(args.build)
+        print(f"  built in {time.perf_counter() - t0:.0f} s", flush=True)
+        return
+    targets = [("SQLite", f"sqlite:///{args.db}")]
+    if args.postgres:
+        targets.append(("PostgreSQL", args.postgres))
+    for name, url in targets:
+        if args.rebuild or (name == "SQLite" and not args.db.exists()):
+            print(f"building {name} …", flush=True)
+            build = [sys.executable, __file__, "--build", url, "--db", str(args.db)]
+            subprocess.run(build, check=True)
+    for name, url in targets:
+        cmd = [sys.executable, __file__, "--measure", url, "--repeat", str(args.repeat)]
+        report = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        print(f"\n{name}: peak RSS {report['peak_rss_mb']:.0f} MB")
+        for query in QUERIES:
+            median, worst = report["median_ms"][query], report["max_ms"][query]
+            print(f"  {query:<36} median {median:8.1f} ms   max {worst:8.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""The /kpi language: examples, errors with a "did you mean", and properties of the parser."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine
+
+from metrics import KPIS, Query, QueryError, Ranking, UnknownKPIError, WindowSpec, parse_query
+from metrics.query import KEYWORDS
+from tests.metrics.helpers import ask
+
+EXAMPLES = [
+    "nps last 30d",
+    "frt p90 this week by day",
+    "csat last 12w by week",
+    "tickets yesterday by channel",
+    "mrr vs previous",
+    "mrr movements this month",
+    "nps last quarter where plan=enterprise",
+    "backlog since 2026-10-01",
+    "churn last 6m by month",
+    "health bottom 10",
+]
+
+
+@pytest.mark.parametrize("text", EXAMPLES)
+def test_every_example_parses_to_its_own_canonical_text(text: str) -> None:
+    query = parse_query(text)
+    assert parse_query(str(query)) == query
+    assert str(query) == text
+
+
+@pytest.mark.parametrize("text", EXAMPLES)
+def test_every_example_evaluates_on_an_empty_warehouse(engine: Engine, text: str) -> None:
+    result = ask(engine, text)
+    assert result.value is None
+
+
+def test_a_query_is_a_frozen_dataclass_with_every_clause() -> None:
+    query = parse_query(
+        "first response time P95 between 2026-01-01 and 2026-01-31 by week vs last year "
+        'where plan="Pro Plus" and channel=email'
+    )
+    assert query == Query(
+        kpi="frt",
+        statistic="p95",
+        window=WindowSpec("between", first=date(2026, 1, 1), last=date(2026, 1, 31)),
+        grain="week",
+        comparison="last_year",
+        filters=(("channel", "email"), ("plan", "pro plus")),
+    )
+    assert str(query) == (
+        "frt p95 between 2026-01-01 and 2026-01-31 by week vs last year "
+        'where channel=email and plan="pro plus"'
+    )
+    with pytest.raises(AttributeError):
+        query.kpi = "nps"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("NPS Last 30 Days", "nps last 30d"),
+        ("frt median last 7d", "frt last 7d"),  # the default statistic is left out
+        ("frt avg past 2 weeks", "frt mean last 2w"),
+        ("tickets last day", "tickets yesterday"),
+        ("tickets this day", "tickets today"),
+        ("mrr last 6 months by monthly", "mrr last 6m by month"),
+        ("nps vs prev last 1y", "nps last 1y vs previous"),
+        ("csat plan=smb", "csat where plan=smb"),
+        ("frt p05 last 7d", "frt p5 last 7d"),
+        ("health top 3", "health top 3"),
+        ("mrr-movements this month", "mrr movements this month"),
+    ],
+)
+def test_spellings_are_read_to_one_canonical_form(text: str, canonical: str) -> None:
+    assert str(parse_query(text)) == canonical
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "suggestion"),
+    [
+        ("npx last 30d", "no KPI called “npx”", "nps"),
+        ("nps lsat 30d", "“lsat”", "last"),
+        ("nps last 30 dyas", "“dyas”", "days"),
+        ("tickets yesterday by chanel", "“chanel”", "channel"),
+        ("nps where plam=enterprise", "“plam”", "plan"),
+        ("nps vs previos", "“previos”", "previous"),
+        ("frt p900", "not a percentile", None),
+        ("nps p90", "no statistic", None),
+        ("nps last 30d last 7d", "more than one window", None),
+        ("nps by day by plan", "more than one grouping", None),
+        ("nps bottom 10", "not a list", None),
+        ("nps since 2026-02-30", "not a day of the calendar", None),
+        ("nps since yesterday", "not a date", None),
+        ("nps between 2026-02-01 and 2026-01-01", "earlier", None),
+        ("nps last 0d", "out of range", None),
+        ("nps last 6y", "out of range", None),
+        ("tickets last 2y by day", "400 points", None),
+        ('nps where plan=""', "1 to 64", None),
+        ('nps where plan="', "closing quote", None),
+        ('nps where plan="unclosed', "closing quote", None),
+        ("nps where plan=zürich", "ASCII", None),
+        ("nps where plan=a and plan=b", "filtered twice", None),
+        ("", "Ask for a KPI", None),
+        ("nps by", "ends where", "day"),
+    ],
+)
+def test_bad_queries_explain_themselves_in_one_line(
+    text: str, message: str, suggestion: str | None
+) -> None:
+    with pytest.raises(QueryError) as caught:
+        parse_query(text)
+    assert message in caught.value.message
+    assert caught.value.suggestion == suggestion
+    assert "\n" not in str(caught.value)
+
+
+def test_an_unknown_kpi_is_an_unknown_kpi_error_with_a_suggestion_in_its_text() -> None:
+    with pytest.raises(UnknownKPIError) as caught:
+        parse_query("csta last 7d")
+    assert str(caught.value) == "There is no KPI called “csta”. Did you mean “csat”?"
+
+
+def test_ranking_is_kept_in_the_query() -> None:
+    assert parse_query("health bottom 10").ranking == Ranking("bottom", 10)
+
+
+# --- properties ---------------------------------------------------------------------------
+
+_VOCABULARY = sorted(
+    {*(k.name for k in KPIS), *(a for k in KPIS for a in k.aliases), *KEYWORDS}
+    | {"30d", "12w", "6m", "2q", "1y", "7", "days", "2026-10-01", "2026-01-31", "p90", "p5",
+       "=", "plan", "channel", "enterprise", '"pro plus"', "10", "vs", "previous", "year",
+       "by", "day", "where", "and", "'", '"', "p0", "0", "-1", "9999999", "feature"}
+)  # fmt: skip
+
+_token_soup = st.lists(st.sampled_from(_VOCABULARY), max_size=10).map(" ".join)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.text(max_size=80), _token_soup))
+def test_the_parser_raises_only_query_errors_and_accepted_queries_round_trip(text: str) -> None:
+    try:
+        query = parse_query(text)
+    except QueryError as error:
+        assert error.message
+        return
+    assert parse_query(str(query)) == query
+    assert str(parse_query(str(query))) == str(query)
