@@ -39,10 +39,10 @@ def cases() -> dict[str, dict[str, Case]]:
         "line (csat)": "csat",
         "nps": "nps",
         "mrr": "mrr_movements",
-        "volume": "ticket_volume",
+        "volume": "tickets",
         "backlog": "backlog",
-        "duration (first response)": "first_response_time",
-        "health (180 / 20,000 customers)": "health_score",
+        "duration (first response)": "frt",
+        "health (180 / 20,000 customers)": "health",
     }
     for label, kpi in named.items():
         typical, long = samples.result(kpi, "typical"), samples.result(kpi, "long")
@@ -57,10 +57,10 @@ def cases() -> dict[str, dict[str, Case]]:
     }
     empty = samples.result("csat", "empty")
     out["no data"] = {"typical": lambda: charts.render(empty)}
-    digest_t = [samples.result(k) for k in ("csat", "nps", "ticket_volume", "backlog")]
-    digest_l = [samples.result(k, "long") for k in ("csat", "nps", "ticket_volume", "backlog")]
-    digest_t += [samples.result("first_response_time"), samples.result("mrr_movements")]
-    digest_l += [samples.result("first_response_time", "long")]
+    digest_t = [samples.result(k) for k in ("csat", "nps", "tickets", "backlog")]
+    digest_l = [samples.result(k, "long") for k in ("csat", "nps", "tickets", "backlog")]
+    digest_t += [samples.result("frt"), samples.result("mrr_movements")]
+    digest_l += [samples.result("frt", "long")]
     digest_l += [samples.result("mrr_movements", "long")]
     out["sparkline grid (6 KPIs)"] = {
         "typical": lambda: charts.sparkline_grid(digest_t, title="Digest"),

@@ -21,10 +21,10 @@ KPIS = {
     "csat": ("CSAT", "percent", True, "day"),
     "nps": ("NPS", "score", True, "day"),
     "mrr_movements": ("MRR movements", "USD", True, "month"),
-    "ticket_volume": ("Tickets created", "count", None, "day"),
+    "tickets": ("Tickets created", "count", None, "day"),
     "backlog": ("Backlog", "count", False, "day"),
-    "first_response_time": ("First response time (median)", "minutes", False, "day"),
-    "health_score": ("Customer health", "score", True, None),
+    "frt": ("First response time (median)", "minutes", False, "day"),
+    "health": ("Customer health", "score", True, None),
 }
 
 
@@ -58,7 +58,7 @@ def result(kpi: str, shape: str = "typical", *, n: int | None = None, **override
         count = 12 if shape == "typical" else 36
     if kpi == "mrr_movements" and shape in ("long", "single"):
         grain = "day"  # 5 years of daily movements; one day
-    if kpi == "health_score":
+    if kpi == "health":
         count = 0  # health reads Result.extra["customers"], not a series
     rng = np.random.default_rng(7)
     make = _MAKERS.get(kpi, _plain)
@@ -237,10 +237,10 @@ def _health(rng, count, shape):
 _MAKERS: dict[str, Callable] = {
     "nps": _nps,
     "mrr_movements": _mrr,
-    "ticket_volume": _volume,
+    "tickets": _volume,
     "backlog": _backlog,
-    "first_response_time": _duration,
-    "health_score": _health,
+    "frt": _duration,
+    "health": _health,
 }
 
 
@@ -277,7 +277,7 @@ def by_dimension(shape: str = "typical") -> Result:
         else ()
     )
     return Result(
-        kpi="ticket_volume",
+        kpi="tickets",
         title="Tickets created",
         unit="count",
         statistic=None,

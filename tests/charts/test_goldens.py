@@ -27,10 +27,7 @@ TOLERANCE = 2.0
 
 
 def _digest() -> Chart:
-    results = [
-        samples.result(k)
-        for k in ("csat", "nps", "ticket_volume", "backlog", "first_response_time")
-    ]
+    results = [samples.result(k) for k in ("csat", "nps", "tickets", "backlog", "frt")]
     return charts.sparkline_grid(
         results, title="Morning digest · 30 Nov 2026 · Europe/Warsaw", subtitle="Last 30 days"
     )
@@ -40,11 +37,11 @@ GOLDENS: dict[str, Callable[[], Chart | None]] = {
     "line": lambda: charts.render(samples.result("csat"), threshold=90.0),
     "nps": lambda: charts.render(samples.result("nps")),
     "mrr": lambda: charts.render(samples.result("mrr_movements")),
-    "volume": lambda: charts.render(samples.result("ticket_volume")),
+    "volume": lambda: charts.render(samples.result("tickets")),
     "backlog": lambda: charts.render(samples.result("backlog"), threshold=380.0),
-    "duration": lambda: charts.render(samples.result("first_response_time"), threshold=240.0),
+    "duration": lambda: charts.render(samples.result("frt"), threshold=240.0),
     "bars": lambda: charts.render(samples.by_dimension()),
-    "health": lambda: charts.render(samples.result("health_score")),
+    "health": lambda: charts.render(samples.result("health")),
     "no_data": lambda: charts.render(samples.result("csat", "empty")),
     "sparkline_grid": _digest,
 }

@@ -23,11 +23,11 @@ KINDS = {
     "csat": "line",
     "nps": "nps",
     "mrr_movements": "mrr",
-    "ticket_volume": "volume",
+    "tickets": "volume",
     "backlog": "backlog",
-    "first_response_time": "duration",
+    "frt": "duration",
     "by_channel": "bars",
-    "health_score": "health",
+    "health": "health",
 }
 
 
@@ -53,7 +53,7 @@ def test_every_kind_renders_a_valid_png_for_every_shape(name, shape, figures):
     assert_no_overlapping_tick_labels(fig)
 
 
-@pytest.mark.parametrize("name", [n for n in KINDS if n != "health_score"])
+@pytest.mark.parametrize("name", [n for n in KINDS if n != "health"])
 def test_an_empty_window_says_no_data(name):
     chart = charts.render(sample(name, "empty"))
 
@@ -62,7 +62,7 @@ def test_an_empty_window_says_no_data(name):
 
 
 @pytest.mark.parametrize("points", [7, 30, 90, 365, 5 * 365 + 1])
-@pytest.mark.parametrize("name", ["csat", "nps", "ticket_volume", "first_response_time"])
+@pytest.mark.parametrize("name", ["csat", "nps", "tickets", "frt"])
 def test_tick_labels_never_overlap_from_a_week_to_five_years(name, points, figures):
     charts.render(samples.result(name, n=points))
 
@@ -118,7 +118,7 @@ def test_all_gaps_is_no_data():
 
 
 def test_a_threshold_is_drawn_and_described(figures):
-    chart = charts.render(samples.result("first_response_time"), threshold=240)
+    chart = charts.render(samples.result("frt"), threshold=240)
 
     assert "Alert threshold 4h shown dashed" in chart.alt_text
     (fig,) = figures
@@ -143,7 +143,7 @@ def test_the_previous_period_is_a_faint_line_under_the_current_one(figures):
 
 
 def test_alt_text_says_latest_lowest_highest_and_trend():
-    alt = charts.render(samples.result("first_response_time")).alt_text
+    alt = charts.render(samples.result("frt")).alt_text
 
     assert alt.startswith("Line chart of First response time (median), 1 Nov – 30 Nov 2026")
     assert "Latest median" in alt
@@ -193,7 +193,7 @@ def test_mrr_net_new_is_computed_when_missing():
 
 
 def test_health_names_the_least_healthy_customers(figures):
-    chart = charts.render(samples.result("health_score"))
+    chart = charts.render(samples.result("health"))
 
     assert "Least healthy: " in chart.alt_text
     assert "1 customer has no score" in chart.alt_text
@@ -205,7 +205,7 @@ def test_health_names_the_least_healthy_customers(figures):
 
 def test_health_from_a_customer_dimension():
     result = Result(
-        kpi="health_score",
+        kpi="health",
         title="Customer health",
         unit="score",
         statistic=None,

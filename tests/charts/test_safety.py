@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _render_all() -> list[bytes]:
-    results = [samples.result(k) for k in ("csat", "nps", "mrr_movements", "first_response_time")]
+    results = [samples.result(k) for k in ("csat", "nps", "mrr_movements", "frt")]
     return [charts.render(r).png for r in results]
 
 
@@ -76,3 +76,11 @@ def test_every_kind_is_documented():
     for kind in charts.CHART_KINDS:
         assert f"`{kind}`" in doc, f"docs/charts.md does not describe the {kind!r} chart"
     assert "KPIBOT_REGENERATE_GOLDENS" in doc
+
+
+def test_every_kpi_in_the_metrics_registry_has_a_chart_kind() -> None:
+    from bot.charts import CHART_KINDS, KIND_BY_KPI
+    from metrics import KPIS
+
+    assert {k.name for k in KPIS} == set(KIND_BY_KPI)
+    assert set(KIND_BY_KPI.values()) <= set(CHART_KINDS)
