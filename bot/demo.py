@@ -62,6 +62,7 @@ def run_demo(
     console: Console,
 ) -> int:
     started = time.perf_counter()
+    pinned = f" --as-of {now.isoformat()}" if now is not None else ""
     now = now or datetime.now(UTC)
     with engine.connect() as conn:
         others = [
@@ -111,6 +112,6 @@ def run_demo(
     console.print(
         f"Done in {time.perf_counter() - started:.1f} s: {fired} alert(s) fired, charts in "
         f'[bold]{chart_dir}/[/bold]. Ask more with [bold]kpibot ask "frt p90 last 14d by day"'
-        f"{' --as-of ' + now.isoformat() if now else ''}[/bold], or chat with [bold]kpibot run[/bold]."
+        f"{pinned}[/bold], or chat with [bold]kpibot run[/bold]."
     )
     return 0
