@@ -232,6 +232,10 @@ class SyncRunner:
             for item in mapped:
                 if isinstance(item, Deletion):
                     deletions.append(item)
+                    # A deletion is a change seen too: the cursor moves past it.
+                    seen = item.at if item.table is stream.table and page.cursor is None else None
+                    if seen is not None and (newest is None or seen > newest):
+                        newest = seen
                 elif isinstance(item, ReplaceChildren):
                     replacements.append(item)
                 elif isinstance(item, Timeline):

@@ -66,6 +66,9 @@ class FakeApi:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, so the client's pool is exercised
+            # One write per response, sent at once: no Nagle/delayed-ACK stalls.
+            wbufsize = 1 << 16
+            disable_nagle_algorithm = True
 
             def do_GET(self) -> None:
                 api._handle(self)
@@ -75,7 +78,9 @@ class FakeApi:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self._thread.start()
         return self
 

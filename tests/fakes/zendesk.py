@@ -209,7 +209,7 @@ class FakeZendesk(FakeApi):
             new_cursor = _encode(_position(page[-1]))
         else:
             new_cursor = cursor or _encode((int(first(query, "start_time", "0") or 0), -1))
-        base = f"{self.url}{EXPORT}?cursor={new_cursor}&include={include}"
+        base = f"{self.url}{EXPORT}?cursor={new_cursor}&include={include}&per_page={size}"
         body: dict[str, Any] = {
             "tickets": page,
             "after_url": base,
