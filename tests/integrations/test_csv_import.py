@@ -13,7 +13,7 @@ from metrics.schema import SurveyResponse, UsageEvent
 
 SURVEYS = """kind,score,responded_at,customer_id,comment
 nps,9,2026-03-01T10:00:00Z,cus_1,"Great, really"
-csat,4,2026-03-01T11:00:00+01:00,cus_2,
+csat,4,2026-03-01T11:30:00+01:00,cus_2,
 ces,6,2026-03-02 09:30,cus_1,
 nps,9,2026-03-01T10:00:00Z,cus_1,"Great, really"
 """
@@ -44,8 +44,8 @@ def test_surveys_import_and_reimport_is_harmless(tmp_path: Path, engine: Engine)
                 SurveyResponse.kind, SurveyResponse.scale_max, SurveyResponse.responded_at
             ).order_by(SurveyResponse.responded_at)
         ).all()
-    assert [(k, s) for k, s, _ in rows] == [("csat", 5), ("nps", 10), ("nps", 10), ("ces", 7)]
-    assert rows[0][2] == datetime(2026, 3, 1, 10, 0, tzinfo=UTC)  # +01:00 converted
+    assert [(k, s) for k, s, _ in rows] == [("nps", 10), ("nps", 10), ("csat", 5), ("ces", 7)]
+    assert rows[2][2] == datetime(2026, 3, 1, 10, 30, tzinfo=UTC)  # +01:00 converted
     assert rows[3][2] == datetime(2026, 3, 2, 9, 30, tzinfo=UTC)  # no zone: UTC
 
 
