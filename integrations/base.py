@@ -118,7 +118,7 @@ class Stream:
 
 @dataclass(frozen=True)
 class Page:
-    records: list[RawRecord]
+    records: Sequence[RawRecord]
     resume: str | None  # where to continue after this page is committed; None at the end
     # Records the source reports as deleted in this page (ids of the stream's main table).
     deleted_ids: list[str] = field(default_factory=list)

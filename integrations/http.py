@@ -202,12 +202,12 @@ class ApiClient:
         if status >= 300:
             raise FatalSyncError(f"{where}: unexpected redirect (HTTP {status})")
         try:
-            data = json.loads(response.content)
+            data: Any = json.loads(response.content)
         except ValueError:
             raise RetriableSyncError(f"{where}: the response is not valid JSON") from None
         if not isinstance(data, expect):
             raise RetriableSyncError(f"{where}: unexpected JSON ({type(data).__name__})")
-        missing = [k for k in require if k not in data]
+        missing = [k for k in require if not isinstance(data, dict) or k not in data]
         if missing:
             raise RetriableSyncError(f"{where}: the response lacks {', '.join(missing)}")
         problem = check(data) if check is not None else None

@@ -484,7 +484,7 @@ def _is_recurring_licensed(item: dict[str, Any]) -> bool:
 
 def _months(price: dict[str, Any]) -> float:
     recurring = price.get("recurring") or {}
-    interval = recurring.get("interval") or price.get("interval")
+    interval = str(recurring.get("interval") or price.get("interval"))
     count = int(recurring.get("interval_count") or price.get("interval_count") or 1)
     return MONTHS_PER[interval] * count
 

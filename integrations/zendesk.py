@@ -153,7 +153,7 @@ class ZendeskConnector:
                 t["_assignee_name"] = self._users.get(t.get("assignee_id"))
             end = bool(data["end_of_stream"])
             next_url = None if end else path_and_query(data["after_url"])
-            yield Page(records=tickets, resume=next_url)  # type: ignore[arg-type]
+            yield Page(records=tickets, resume=next_url)
             if next_url is None:
                 return
             url, params = next_url, None
