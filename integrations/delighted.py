@@ -27,7 +27,7 @@ import httpx
 
 from integrations.base import MapResult, Page, RawRecord, Row, Stream
 from integrations.errors import InvalidRecord
-from integrations.http import ApiClient, RetryPolicy, Sleep
+from integrations.http import ApiClient, Monotonic, RetryPolicy, Sleep
 from integrations.mapping import epoch, setting
 from metrics.schema import SurveyResponse
 
@@ -55,22 +55,18 @@ class DelightedConnector:
         customer_property: str = "customer_id",
         policy: RetryPolicy = RetryPolicy(),
         sleep: Sleep | None = None,
-        monotonic: Any = None,
+        monotonic: Monotonic | None = None,
         clock: Any = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        extra: dict[str, Any] = {}
-        if sleep is not None:
-            extra["sleep"] = sleep
-        if monotonic is not None:
-            extra["monotonic"] = monotonic
         self.client = ApiClient(
             base_url or "https://api.delighted.com",
             auth=httpx.BasicAuth(api_key, ""),
             policy=policy,
             wall_clock=clock or (lambda: datetime.now(UTC)),
             transport=transport,
-            **extra,
+            sleep=sleep,
+            monotonic=monotonic,
         )
         self.per_page = min(max(per_page, 1), 100)
         self.customer_property = customer_property

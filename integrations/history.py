@@ -24,11 +24,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from integrations.base import Segment, Timeline
-from integrations.upsert import CHUNK, same_value
+from integrations.upsert import CHUNK, same_value, upsert_rows
 
 Period = dict[str, Any]
 
@@ -49,7 +47,7 @@ def merge_timelines(conn: Connection, timelines: Sequence[Timeline]) -> tuple[in
             o, c = _fold(tl, periods, touched)
             opened += o
             closed += c
-        _write(conn, tbl, list(touched.values()))
+        upsert_rows(conn, tbl, ["id"], list(touched.values()))
     return opened, closed
 
 
@@ -138,17 +136,3 @@ def _load(conn: Connection, tbl: Table, key_field: str, keys: list[str]) -> dict
         for row in rows:
             out[row[key_field]].append(dict(row))
     return out
-
-
-def _write(conn: Connection, tbl: Table, periods: list[Period]) -> None:
-    if not periods:
-        return
-    groups: dict[tuple[str, ...], list[Period]] = defaultdict(list)
-    for p in periods:
-        groups[tuple(sorted(p))].append(p)
-    for columns, group in groups.items():
-        ins = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(tbl)
-        stmt = ins.on_conflict_do_update(
-            index_elements=["id"], set_={c: ins.excluded[c] for c in columns if c != "id"}
-        )
-        conn.execute(stmt, group)

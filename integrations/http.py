@@ -90,16 +90,16 @@ class ApiClient:
         timeout: float = 30.0,
         connect_timeout: float = 10.0,
         policy: RetryPolicy = RetryPolicy(),
-        sleep: Sleep = time.sleep,
-        monotonic: Monotonic = time.monotonic,
+        sleep: Sleep | None = None,  # default time.sleep; tests pass a fake
+        monotonic: Monotonic | None = None,  # default time.monotonic
         wall_clock: WallClock | None = None,
         rng: Callable[[], float] = random.random,
         transport: httpx.BaseTransport | None = None,
         max_connections: int = 4,
     ) -> None:
         self.policy = policy
-        self.sleep = sleep
-        self.monotonic = monotonic
+        self.sleep = sleep or time.sleep
+        self.monotonic = monotonic or time.monotonic
         self.wall_clock = wall_clock or (lambda: datetime.now(UTC))
         self.rng = rng
         self.requests = 0  # sent, retries included: progress and tests read it

@@ -53,7 +53,7 @@ from integrations.base import (
     Timeline,
 )
 from integrations.errors import InvalidRecord
-from integrations.http import ApiClient, RetryPolicy, Sleep
+from integrations.http import ApiClient, Monotonic, RetryPolicy, Sleep
 from integrations.mapping import epoch, setting
 from metrics.schema import Customer, Invoice, Subscription, SubscriptionItem, SubscriptionPeriod
 
@@ -101,15 +101,10 @@ class StripeConnector:
         page_size: int = 100,
         policy: RetryPolicy = RetryPolicy(),
         sleep: Sleep | None = None,
-        monotonic: Any = None,
+        monotonic: Monotonic | None = None,
         clock: Any = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        extra: dict[str, Any] = {}
-        if sleep is not None:
-            extra["sleep"] = sleep
-        if monotonic is not None:
-            extra["monotonic"] = monotonic
         self.clock = clock or (lambda: datetime.now(UTC))
         self.client = ApiClient(
             base_url or "https://api.stripe.com",
@@ -117,7 +112,8 @@ class StripeConnector:
             policy=policy,
             wall_clock=self.clock,
             transport=transport,
-            **extra,
+            sleep=sleep,
+            monotonic=monotonic,
         )
         self.page_size = min(max(page_size, 1), 100)
         self._coupons: dict[str, dict[str, Any]] = {}

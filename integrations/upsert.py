@@ -88,7 +88,7 @@ def write_rows(conn: Connection, table: type[Base], rows: Iterable[dict[str, Any
         else:
             counts.updated += 1
             to_write.append(row)
-    _guarded_upsert(conn, tbl, pk, to_write)
+    upsert_rows(conn, tbl, pk, to_write)
     return counts
 
 
@@ -159,9 +159,8 @@ def _stored(
     return out
 
 
-def _guarded_upsert(
-    conn: Connection, tbl: Table, pk: list[str], rows: list[dict[str, Any]]
-) -> None:
+def upsert_rows(conn: Connection, tbl: Table, pk: list[str], rows: list[dict[str, Any]]) -> None:
+    """``INSERT … ON CONFLICT DO UPDATE``, never over a newer stored ``updated_at``."""
     if not rows:
         return
     # One statement per distinct column set (executemany needs uniform parameters).

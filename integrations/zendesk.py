@@ -33,7 +33,7 @@ import httpx
 
 from integrations.base import Deletion, MapResult, Page, RawRecord, Row, Stream
 from integrations.errors import InvalidRecord
-from integrations.http import ApiClient, Pacer, RetryPolicy, Sleep
+from integrations.http import ApiClient, Monotonic, Pacer, RetryPolicy, Sleep
 from integrations.mapping import iso, path_and_query, setting
 from metrics.schema import SurveyResponse, Ticket
 
@@ -71,7 +71,7 @@ class ZendeskConnector:
         include: Sequence[str] = ("metric_sets", "groups"),
         policy: RetryPolicy = RetryPolicy(),
         sleep: Sleep | None = None,
-        monotonic: Any = None,
+        monotonic: Monotonic | None = None,
         clock: Any = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -79,11 +79,6 @@ class ZendeskConnector:
             if not subdomain:
                 raise ValueError("give a subdomain or a base URL")
             base_url = f"https://{subdomain}.zendesk.com"
-        extra: dict[str, Any] = {}
-        if sleep is not None:
-            extra["sleep"] = sleep
-        if monotonic is not None:
-            extra["monotonic"] = monotonic
         self.clock = clock or (lambda: datetime.now(UTC))
         self.client = ApiClient(
             base_url,
@@ -91,7 +86,8 @@ class ZendeskConnector:
             policy=policy,
             wall_clock=self.clock,
             transport=transport,
-            **extra,
+            sleep=sleep,
+            monotonic=monotonic,
         )
         self.page_size = page_size
         self.include = ",".join(include)
