@@ -539,6 +539,9 @@ class DemoConnector:
     def map(self, stream: Stream, raw: RawRecord) -> list[Row]:
         return [Row(stream.table, raw)]
 
+    def close(self) -> None:
+        pass
+
 
 # -- helpers ---------------------------------------------------------------------------
 

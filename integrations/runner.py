@@ -14,18 +14,26 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, Engine, insert, select, update
 
-from integrations.base import Connector, Deletion, Page, Stream
+from integrations.base import Connector, Deletion, Page, ReplaceChildren, Stream, Timeline
 from integrations.errors import InvalidRecord, SyncError
+from integrations.history import merge_timelines
+from integrations.upsert import (
+    WriteCounts,
+    apply_deletions,
+    replace_children,
+    upsert_newer,
+    write_rows,
+)
 from metrics.schema import Base, SyncCursor
+
+__all__ = ["CursorState", "StreamReport", "SyncObserver", "SyncRunner", "upsert_newer"]
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +50,31 @@ class StreamReport:
     stream: str
     pages: int = 0
     records: int = 0  # raw records received
-    written: int = 0  # rows inserted or updated (older versions are not counted)
-    invalid: int = 0
+    inserted: int = 0  # rows new to the warehouse (every table the stream writes)
+    updated: int = 0  # rows whose content changed
+    unchanged: int = 0  # rows already stored as they are: not written
+    stale: int = 0  # late, older versions: dropped
+    invalid: int = 0  # records skipped for a reason (logged with their id)
     deleted: int = 0
+    periods_opened: int = 0  # history periods (subscription MRR/status changes)
     seconds: float = 0.0
     error: str | None = None
     complete: bool = False  # reached the end of the stream
 
     @property
+    def written(self) -> int:
+        """Rows inserted or updated (older versions and unchanged rows are not counted)."""
+        return self.inserted + self.updated
+
+    @property
     def rate(self) -> float:
         return self.records / self.seconds if self.seconds > 0 else 0.0
+
+    def count(self, written: WriteCounts) -> None:
+        self.inserted += written.inserted
+        self.updated += written.updated
+        self.unchanged += written.unchanged
+        self.stale += written.stale
 
 
 class SyncObserver(Protocol):
@@ -150,15 +173,23 @@ class SyncRunner:
             report.error = str(exc)
             log.error("sync %s/%s stopped: %s", connector.name, stream.name, exc)
             self._record_error(connector.name, stream.name, str(exc))
+        except Exception as exc:  # a bug in one connector must not stop the other streams
+            report.error = f"internal error: {type(exc).__name__}: {exc}"
+            log.exception("sync %s/%s failed", connector.name, stream.name)
+            self._record_error(connector.name, stream.name, report.error)
         report.seconds = time.perf_counter() - started
         self.observer.stream_finished(report)
         log.info(
-            "sync %s/%s: %d records in %d pages, %d written, %d invalid, %d deleted, %.1fs",
+            "sync %s/%s: %d records in %d pages: %d inserted, %d updated, %d unchanged, "
+            "%d stale, %d invalid, %d deleted, %.1fs",
             connector.name,
             stream.name,
             report.records,
             report.pages,
-            report.written,
+            report.inserted,
+            report.updated,
+            report.unchanged,
+            report.stale,
             report.invalid,
             report.deleted,
             report.seconds,
@@ -176,8 +207,12 @@ class SyncRunner:
         report: StreamReport,
     ) -> CursorState:
         rows: dict[type[Base], list[dict[str, Any]]] = defaultdict(list)
-        deletions: dict[type[Base], list[str]] = defaultdict(list)
+        deletions: list[Deletion] = []
+        replacements: list[ReplaceChildren] = []
+        timelines: list[Timeline] = []
         newest = state.since
+        if page.cursor is not None and (newest is None or page.cursor > newest):
+            newest = page.cursor
         for raw in page.records:
             try:
                 missing = [k for k in stream.required if raw.get(k) in (None, "")]
@@ -190,29 +225,41 @@ class SyncRunner:
                     "skipped %s/%s record %s: %s",
                     connector.name,
                     stream.name,
-                    exc.record_id or raw.get(stream.primary_key, "?"),
+                    exc.record_id or raw.get(stream.primary_key) or "without id",
                     exc.reason,
                 )
                 continue
             for item in mapped:
                 if isinstance(item, Deletion):
-                    deletions[item.table].append(item.id)
-                    continue
-                rows[item.table].append(dict(item.values))
-                if item.table is stream.table:
-                    stamp = item.values.get(stream.cursor_field)
-                    if isinstance(stamp, datetime) and (newest is None or stamp > newest):
-                        newest = stamp
-        for record_id in page.deleted_ids:
-            deletions[stream.table].append(record_id)
+                    deletions.append(item)
+                    # A deletion is a change seen too: the cursor moves past it.
+                    seen = item.at if item.table is stream.table and page.cursor is None else None
+                    if seen is not None and (newest is None or seen > newest):
+                        newest = seen
+                elif isinstance(item, ReplaceChildren):
+                    replacements.append(item)
+                elif isinstance(item, Timeline):
+                    timelines.append(item)
+                else:
+                    rows[item.table].append(dict(item.values))
+                    if item.table is stream.table and page.cursor is None:
+                        stamp = item.values.get(stream.cursor_field)
+                        if isinstance(stamp, datetime) and (newest is None or stamp > newest):
+                            newest = stamp
+        deletions.extend(Deletion(stream.table, i) for i in page.deleted_ids)
 
         new_state = CursorState(since=newest, resume=page.resume)
         now = self.clock()
         with self.engine.begin() as conn:
             for table, values in rows.items():
-                report.written += upsert_newer(conn, table, values)
-            for table, ids in deletions.items():
-                report.deleted += _delete(conn, table, ids)
+                report.count(write_rows(conn, table, values))
+            if replacements:
+                report.deleted += replace_children(conn, replacements)
+            if deletions:
+                report.deleted += apply_deletions(conn, deletions)
+            if timelines:
+                opened, _closed = merge_timelines(conn, timelines)
+                report.periods_opened += opened
             self._save_state(conn, connector.name, stream.name, new_state, now, len(page.records))
         report.pages += 1
         report.records += len(page.records)
@@ -291,55 +338,3 @@ class SyncRunner:
                 .where(SyncCursor.source == source, SyncCursor.stream == stream)
                 .values(last_error=message[:2000], updated_at=now)
             )
-
-
-def upsert_newer(conn: Connection, table: type[Base], rows: Iterable[dict[str, Any]]) -> int:
-    """Insert rows, or update existing ones only where the incoming ``updated_at`` is not
-    older than the stored one. Returns the number of rows written."""
-    rows = list(rows)
-    if not rows:
-        return 0
-    tbl = table.__table__  # type: ignore[attr-defined]
-    pk = [c.name for c in tbl.primary_key.columns]
-    # Rows within one page may repeat a key: keep the newest so one statement stays valid.
-    by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in rows:
-        key = tuple(row[k] for k in pk)
-        kept = by_key.get(key)
-        if kept is None or _newer_or_equal(row, kept):
-            by_key[key] = row
-    # One statement per distinct column set (executemany needs uniform parameters).
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-    for row in by_key.values():
-        groups[tuple(sorted(row))].append(row)
-    written = 0
-    for columns, group in groups.items():
-        ins = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(tbl)
-        update_cols = {c: ins.excluded[c] for c in columns if c not in pk}
-        if "updated_at" in columns and update_cols:
-            stmt = ins.on_conflict_do_update(
-                index_elements=pk,
-                set_=update_cols,
-                where=tbl.c.updated_at <= ins.excluded.updated_at,
-            )
-        elif update_cols:
-            stmt = ins.on_conflict_do_update(index_elements=pk, set_=update_cols)
-        else:
-            stmt = ins.on_conflict_do_nothing(index_elements=pk)
-        result = conn.execute(stmt, group)
-        written += result.rowcount if result.rowcount and result.rowcount > 0 else 0
-    return written
-
-
-def _newer_or_equal(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    ua, ub = a.get("updated_at"), b.get("updated_at")
-    return ua is None or ub is None or ua >= ub
-
-
-def _delete(conn: Connection, table: type[Base], ids: list[str]) -> int:
-    tbl = table.__table__  # type: ignore[attr-defined]
-    (pk,) = tbl.primary_key.columns
-    total = 0
-    for start in range(0, len(ids), 500):
-        total += conn.execute(delete(tbl).where(pk.in_(ids[start : start + 500]))).rowcount or 0
-    return total
