@@ -18,6 +18,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from bot.errors import ConfigError, DatabaseNotReady
 from bot.settings import Settings, load_settings, parse_instant, secret_values
@@ -170,34 +171,81 @@ def sync(
     ] = False,
     since: Annotated[str | None, typer.Option(help="Start from this date (ISO 8601).")] = None,
 ) -> None:
-    """Sync the configured sources now, with a progress bar per stream.
+    """Sync the configured sources now, with a progress bar per stream and a summary.
+
+    Exits 1 when a stream failed (the others still ran).
 
     Example: [bold]kpibot sync --source zendesk --since 2026-10-01[/bold]
     """
-    from bot.progress import RichProgress
-    from bot.sources import build_connectors
-    from integrations.runner import SyncRunner
+    from integrations.progress import RichProgress
+    from integrations.registry import enabled_sources, sync_sources
+
+    settings = _settings(quiet=False)
+    engine = _engine(settings)
+    start = _now(since) if since else None
+    enabled = enabled_sources(settings)
+    if source is not None and source not in enabled:
+        known = ", ".join(enabled) or "none"
+        _fail(EXIT_QUERY, f"source {source!r} is not configured. Configured: {known} (README)")
+    with RichProgress(console=out) as progress:
+        reports = sync_sources(
+            engine,
+            settings,
+            sources=[source] if source else None,
+            full=full,
+            since=start,
+            observer=progress,
+        )
+    raise typer.Exit(1 if any(r.error for r in reports) else 0)
+
+
+import_app = typer.Typer(
+    help="Import survey responses or product events from CSV files.", no_args_is_help=True
+)
+app.add_typer(import_app, name="import")
+
+
+def _import(kind: str, path: Path, dry_run: bool, skip_invalid: bool) -> None:
+    from integrations.csv_import import import_events, import_surveys
 
     settings = _settings()
     engine = _engine(settings)
-    start = _now(since) if since else None
-    connectors = build_connectors(settings)
-    if source is not None and source not in connectors:
-        known = ", ".join(connectors) or "none (set a source's credentials, see README)"
-        _fail(EXIT_QUERY, f"no source {source!r} is configured. Configured: {known}")
-    if not connectors:
-        _fail(
-            EXIT_NOT_READY, "no source is configured: set e.g. ZENDESK_* or STRIPE_API_KEY (README)"
-        )
-    failed = False
-    with RichProgress(console=out) as progress:
-        for name, connector in connectors.items():
-            if source is None or source == name:
-                reports = SyncRunner(engine, observer=progress).sync(
-                    connector, full=full, since=start
-                )
-                failed |= any(r.error for r in reports)
-    raise typer.Exit(1 if failed else 0)
+    run = import_surveys if kind == "surveys" else import_events
+    report = run(engine, path, dry_run=dry_run, skip_invalid=skip_invalid, timezone=settings.tz)
+    for error in report.errors[:50]:
+        err.print(f"{path}:{error.line}: {escape(error.message)}", markup=False)
+    if len(report.errors) > 50:
+        err.print(f"… and {len(report.errors) - 50} more errors")
+    out.print(report.summary())
+    raise typer.Exit(0 if report.ok or skip_invalid else EXIT_QUERY)
+
+
+@import_app.command("surveys")
+def import_surveys_command(
+    path: Annotated[Path, typer.Argument(help="CSV with survey responses.", exists=True)],
+    dry_run: Annotated[bool, typer.Option(help="Check every line, write nothing.")] = False,
+    skip_invalid: Annotated[bool, typer.Option(help="Import the valid lines anyway.")] = False,
+) -> None:
+    """Import NPS, CSAT or CES answers from a CSV file (columns: see integrations/README.md).
+
+    Re-importing the same file changes nothing. Errors are reported with their line number.
+
+    Example: [bold]kpibot import surveys responses.csv --dry-run[/bold]
+    """
+    _import("surveys", path, dry_run, skip_invalid)
+
+
+@import_app.command("events")
+def import_events_command(
+    path: Annotated[Path, typer.Argument(help="CSV with usage events.", exists=True)],
+    dry_run: Annotated[bool, typer.Option(help="Check every line, write nothing.")] = False,
+    skip_invalid: Annotated[bool, typer.Option(help="Import the valid lines anyway.")] = False,
+) -> None:
+    """Import product usage events from a CSV file (columns: see integrations/README.md).
+
+    Example: [bold]kpibot import events events.csv[/bold]
+    """
+    _import("events", path, dry_run, skip_invalid)
 
 
 @app.command()

@@ -18,11 +18,11 @@ from bot.commands import KpiService
 from bot.digests import build_digest
 from bot.platforms.base import CommandRequest
 from bot.platforms.console import ConsolePlatform
-from bot.progress import RichProgress
 from bot.settings import AlertConfig, DigestConfig, Settings
 from bot.sources import stream_tables
 from bot.state import AlertState, Delivery, Mute
 from integrations.demo import DemoConnector
+from integrations.progress import RichProgress
 from integrations.runner import SyncRunner
 from metrics import KPIS
 from metrics.schema import SyncCursor

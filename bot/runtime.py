@@ -30,8 +30,9 @@ from bot.leader import ScheduleLock
 from bot.platforms.base import Platform
 from bot.platforms.console import ConsolePlatform
 from bot.settings import DigestConfig, Settings
-from bot.sources import build_connectors, stream_tables
-from integrations.runner import StreamReport, SyncRunner
+from bot.sources import stream_tables
+from integrations.registry import enabled_sources, sync_sources
+from integrations.runner import StreamReport
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +65,14 @@ class BotApp:
 
     # -- jobs (each also callable on its own) ---------------------------------------------
 
-    def sync(self, source: str | None = None, **kwargs: object) -> list[StreamReport]:
-        reports: list[StreamReport] = []
-        connectors = build_connectors(self.settings, now=self.clock())
-        for name, connector in connectors.items():
-            if source is None or source == name:
-                reports += SyncRunner(self.engine, clock=self.clock).sync(connector, **kwargs)  # type: ignore[arg-type]
-        return reports
+    def sync(self, source: str | None = None, *, full: bool = False) -> list[StreamReport]:
+        return sync_sources(
+            self.engine,
+            self.settings,
+            sources=[source] if source else None,
+            full=full,
+            clock=self.clock,
+        )
 
     async def send_digest(
         self, digest: DigestConfig, *, scheduled: datetime, now: datetime | None = None
@@ -118,7 +120,7 @@ class BotApp:
         cfg = self.settings.config
         tz = self.settings.tz
         sched = AsyncIOScheduler(timezone=tz, job_defaults={"coalesce": True, "max_instances": 1})
-        for name in build_connectors(self.settings, now=self.clock()):
+        for name in enabled_sources(self.settings):
             interval = getattr(cfg.sources, name).interval_minutes
             sched.add_job(
                 self._guarded(self._sync_job, name),
@@ -126,6 +128,15 @@ class BotApp:
                 id=f"sync:{name}",
                 next_run_time=datetime.now(tz),
                 misfire_grace_time=interval * 60,
+            )
+        if "stripe" in enabled_sources(self.settings):
+            # Between full runs Stripe syncs from its events, which Stripe keeps 30 days:
+            # a nightly full reconciliation catches anything an event did not say.
+            sched.add_job(
+                self._guarded(self._sync_job, "stripe", True),
+                CronTrigger(hour=3, minute=17, timezone=tz),
+                id="sync:stripe:full",
+                misfire_grace_time=6 * 3600,
             )
         for digest in cfg.digests:
             sched.add_job(
@@ -157,8 +168,8 @@ class BotApp:
 
         return run
 
-    async def _sync_job(self, name: str) -> None:
-        await asyncio.to_thread(self.sync, name)
+    async def _sync_job(self, name: str, full: bool = False) -> None:
+        await asyncio.to_thread(self.sync, name, full=full)
 
     async def _digest_job(self, digest: DigestConfig) -> None:
         now = self.clock()

@@ -1,27 +1,14 @@
-"""The sources this process syncs, built from the settings (credentials switch them on)."""
+"""Which source fills which table, from the integrations registry: for freshness lines."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from bot.settings import Settings
-from integrations.base import Connector
-from integrations.demo import DemoConnector
-
-# Every connector class the bot knows, for freshness look-ups (stream → table).
-CONNECTOR_CLASSES: tuple[type, ...] = (DemoConnector,)
-
-
-def build_connectors(settings: Settings, *, now: datetime | None = None) -> dict[str, Connector]:
-    out: dict[str, Connector] = {}
-    if settings.demo_enabled():
-        out["demo"] = DemoConnector(seed=settings.config.sources.demo.seed, end=now)
-    return out
+from integrations.registry import SOURCES
 
 
 def stream_tables() -> dict[tuple[str, str], str]:
+    """(source, stream) → the warehouse table it fills: which sources a KPI depends on."""
     return {
-        (cls.name, stream.name): stream.table.__tablename__  # type: ignore[attr-defined]
-        for cls in CONNECTOR_CLASSES
-        for stream in cls.streams  # type: ignore[attr-defined]
+        (name, stream.name): stream.table.__tablename__
+        for name, source in SOURCES.items()
+        for stream in source.connector.streams
     }

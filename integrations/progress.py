@@ -51,8 +51,13 @@ class RichProgress:
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
-        if self.reports:
+        if not self.reports:
+            return
+        if self.console.is_terminal:
             self.console.print(summary_table(self.reports))
+        else:  # logs and pipes: one plain line per stream, never a table cut to 80 columns
+            for line in summary_lines(self.reports):
+                self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     # -- SyncObserver --------------------------------------------------------------------
 
@@ -77,6 +82,20 @@ class RichProgress:
             self.progress.update(
                 task, records=report.records, pages=report.pages, rate=report.rate, status=status
             )
+
+
+def summary_lines(reports: Sequence[StreamReport]) -> list[str]:
+    """The summary as plain lines, for logs and pipes."""
+    lines = []
+    for r in reports:
+        result = f"failed: {r.error}" if r.error else ("ok" if r.complete else "incomplete")
+        lines.append(
+            f"{r.source}/{r.stream}: {r.records:,} records in {r.pages:,} pages, "
+            f"{r.inserted:,} inserted, {r.updated:,} updated, {r.unchanged:,} unchanged, "
+            f"{r.stale:,} stale, {r.invalid:,} invalid, {r.deleted:,} deleted, "
+            f"{r.seconds:.1f}s ({r.rate:,.0f}/s): {result}"
+        )
+    return lines
 
 
 def summary_table(reports: Sequence[StreamReport]) -> Table:
