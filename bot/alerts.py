@@ -37,9 +37,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -191,7 +192,9 @@ class AlertEngine:
             stmt = select(AlertState).where(
                 AlertState.rule == rule.name, AlertState.dimension_value == obs.key
             )
-            state = conn.execute(stmt.with_for_update() if persist else stmt).scalar_one_or_none()
+            state = (
+                conn.execute(stmt.with_for_update() if persist else stmt).mappings().one_or_none()
+            )
             row = _StateRow.of(state, rule.name, obs.key)
             if (
                 persist
@@ -528,22 +531,12 @@ class _StateRow:
     thread_ref: str | None = None
 
     @classmethod
-    def of(cls, state: AlertState | None, rule: str, key: str) -> _StateRow:
+    def of(cls, state: Mapping[str, Any] | None, rule: str, key: str) -> _StateRow:
+        """From an ``alert_states`` row (as a mapping); a fresh state when there is none."""
         if state is None:
             return cls(rule, key)
-        return cls(
-            rule,
-            key,
-            state.status,
-            state.breaching_checks,
-            state.recovering_checks,
-            state.breaching_since,
-            state.fired_at,
-            state.last_notified_at,
-            state.last_value,
-            state.last_checked_at,
-            state.thread_ref,
-        )
+        fields = {f for f in cls.__dataclass_fields__ if f not in ("rule", "key")}
+        return cls(rule, key, **{f: state[f] for f in fields})
 
     def values(self, now: datetime) -> dict[str, object]:
         return {

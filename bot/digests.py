@@ -171,9 +171,12 @@ def _movers(
                 out.append("Top MRR movers:")
                 for m in movers:
                     sign = "+" if m.change > 0 else "−"
+                    how = m.kind
+                    if m.kind in ("expansion", "contraction"):
+                        how += f", {fmt.money(m.before, currency)} → {fmt.money(m.after, currency)}"
                     out.append(
-                        f"  {m.name or m.customer_id}: {sign}{fmt.money(abs(m.change), currency)} "
-                        f"({m.kind}, {fmt.money(m.before, currency)} → {fmt.money(m.after, currency)})"
+                        f"  {m.name or m.customer_id}: "
+                        f"{sign}{fmt.money(abs(m.change), currency)} ({how})"
                     )
         if (
             digest.detractor_comments

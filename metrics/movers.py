@@ -54,26 +54,35 @@ def mrr_movers(
 
     before = func.sum(case((alive(start), p.mrr), else_=0))
     after = func.sum(case((alive(end), p.mrr), else_=0))
-    paid_earlier = func.max(case((and_(paid, p.valid_from < start), 1), else_=0))
     rows = conn.execute(
-        select(p.customer_id, before, after, paid_earlier)
+        select(p.customer_id, before, after)
         .where(p.valid_from < end, or_(p.valid_to.is_(None), p.valid_to >= start))
         .group_by(p.customer_id)
     ).all()
-    moved = []
-    for customer_id, b, a, earlier in rows:
-        b, a = round(float(b or 0), 4), round(float(a or 0), 4)
-        if b == a:
-            continue
+    changes = [(cid, round(float(b or 0), 4), round(float(a or 0), 4)) for cid, b, a in rows]
+    changes = [c for c in changes if c[1] != c[2]]
+    changes.sort(key=lambda c: (-abs(c[2] - c[1]), c[0]))
+    changes = changes[:limit]
+    # A customer with no MRR at the start is new, unless they paid at some point before.
+    starters = [cid for cid, b, _ in changes if b == 0]
+    returning = set()
+    if starters:
+        returning = set(
+            conn.execute(
+                select(p.customer_id)
+                .where(p.customer_id.in_(starters), paid, p.valid_from < start)
+                .distinct()
+            ).scalars()
+        )
+    top = []
+    for cid, b, a in changes:
         if b == 0:
-            kind = "reactivation" if earlier else "new"
+            kind = "reactivation" if cid in returning else "new"
         elif a == 0:
             kind = "churn"
         else:
             kind = "expansion" if a > b else "contraction"
-        moved.append((customer_id, money(b, currency), money(a, currency), kind))
-    moved.sort(key=lambda m: (-abs(m[2] - m[1]), m[0]))
-    top = moved[:limit]
+        top.append((cid, money(b, currency), money(a, currency), kind))
     names: dict[str, str | None] = {}
     if top:
         names = dict(
