@@ -258,6 +258,10 @@ class BotApp:
                 result = job(*args)
                 if asyncio.iscoroutine(result):
                     await result
+            except asyncio.CancelledError:
+                # Shutting down mid-job: what it claimed but did not post is retried by
+                # whichever instance holds the schedule next (the ledger's lease).
+                log.info("scheduled job %s interrupted by shutdown", name)
             except Exception:
                 log.exception("scheduled job %s failed", name)
 
