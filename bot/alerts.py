@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, select
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -209,7 +209,7 @@ class AlertEngine:
             row.last_checked_at = now
             if persist:
                 conn.execute(
-                    AlertState.__table__.update()
+                    update(AlertState)
                     .where(AlertState.rule == rule.name, AlertState.dimension_value == obs.key)
                     .values(**row.values(now))
                 )
@@ -376,7 +376,7 @@ class AlertEngine:
     def _set_thread(self, rule: str, key: str, ref: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(
-                AlertState.__table__.update()
+                update(AlertState)
                 .where(AlertState.rule == rule, AlertState.dimension_value == key)
                 .values(thread_ref=ref)
             )
@@ -393,9 +393,7 @@ class AlertEngine:
             if duration is None:
                 return f"`{rule}` is no longer muted."
             until = now + duration
-            conn.execute(
-                Mute.__table__.insert().values(rule=rule, until=until, muted_by=by, created_at=now)
-            )
+            conn.execute(insert(Mute).values(rule=rule, until=until, muted_by=by, created_at=now))
         local = until.astimezone(self.service.ctx.timezone)
         return (
             f"`{rule}` is muted for {fmt.duration(duration.total_seconds() / 60)} "
@@ -423,8 +421,8 @@ def _ensure_state_row(conn: Connection, rule: str, key: str, now: datetime) -> N
         "recovering_checks": 0,
         "updated_at": now,
     }
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    conn.execute(insert(AlertState).values(**values).on_conflict_do_nothing())
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    conn.execute(dialect_insert(AlertState).values(**values).on_conflict_do_nothing())
 
 
 def _stamp(when: datetime) -> str:
@@ -531,7 +529,7 @@ class _StateRow:
     thread_ref: str | None = None
 
     @classmethod
-    def of(cls, state: Mapping[str, Any] | None, rule: str, key: str) -> _StateRow:
+    def of(cls, state: Mapping[Any, Any] | None, rule: str, key: str) -> _StateRow:
         """From an ``alert_states`` row (as a mapping); a fresh state when there is none."""
         if state is None:
             return cls(rule, key)

@@ -21,6 +21,7 @@ what was decided then, by whichever instance runs the schedule by that time.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, Float, Integer, String, Text, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -118,6 +119,7 @@ def claim_delivery(
         "payload": payload,
     }
     dialect = conn.dialect.name
+    stmt: Any
     if dialect == "postgresql":
         stmt = pg_insert(Delivery).values(**values).on_conflict_do_nothing()
     elif dialect == "sqlite":

@@ -85,11 +85,10 @@ def mrr_movers(
         top.append((cid, money(b, currency), money(a, currency), kind))
     names: dict[str, str | None] = {}
     if top:
-        names = dict(
-            conn.execute(
-                select(Customer.id, Customer.name).where(Customer.id.in_([m[0] for m in top]))
-            ).all()
+        found = conn.execute(
+            select(Customer.id, Customer.name).where(Customer.id.in_([m[0] for m in top]))
         )
+        names = {cid: name for cid, name in found}
     return [Mover(cid, names.get(cid), b, a, kind) for cid, b, a, kind in top]
 
 

@@ -17,6 +17,7 @@ from bot.leader import ScheduleLock, lock_key
 from bot.runtime import BotApp
 from metrics.schema import Base
 from tests.bot.helpers import Clock, RecordingPlatform, settings_with
+from tests.conftest import _PG_SKIP, POSTGRES_URL, postgres_schema_url
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -32,13 +33,15 @@ def engine_for(url: str) -> Engine:
 
 
 @pytest.fixture
-def pg_url(database_url: str) -> Iterator[str]:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("the advisory lock is PostgreSQL's")
-    Base.metadata.create_all(engine_for(database_url))
-    yield database_url
-    while _ENGINES:
-        _ENGINES.pop().dispose()
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema: the advisory lock is PostgreSQL's."""
+    if not POSTGRES_URL or _PG_SKIP:
+        pytest.skip(_PG_SKIP or "PostgreSQL not configured")
+    for url in postgres_schema_url():
+        Base.metadata.create_all(engine_for(url))
+        yield url
+        while _ENGINES:
+            _ENGINES.pop().dispose()
 
 
 def quiet_app(url: str, **kw: object) -> BotApp:
