@@ -277,7 +277,11 @@ def digest(
         for d in digests:
             posted = asyncio.run(bot.post_digest_now(d))
             if not posted.claimed:
-                said = "already posted for this period"
+                said = (
+                    "already posted for this period"
+                    if posted.status in (None, "posted")
+                    else f"already claimed for this period ({posted.status}: retried by the bot)"
+                )
             elif posted.posted:
                 said = "posted"
             else:
@@ -310,7 +314,8 @@ def alerts(
     engine = _engine(settings)
     if not settings.config.alerts:
         out.print(
-            "No alert rules configured: add [[alerts]] to the config (see config/kpibot.example.toml)."
+            "No alert rules configured: add [[alerts]] to the config (see config/kpibot.example.toml).",
+            markup=False,
         )
         return
     bot = _app(settings, engine, now, platforms=build_platforms(settings) if post else None)

@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, delete, select, update
 
 from bot.platforms.base import Platform
 from bot.replies import Chart, Field, Reply, Tone
@@ -187,6 +187,14 @@ class Deliverer:
                     update(Delivery).where(Key(what, target, period).where()).values(error=reason)
                 )
         return landed
+
+    def forget_skipped(self, what: str, target: str, period: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(Delivery).where(
+                    Key(what, target, period).where(), Delivery.status == SKIPPED
+                )
+            )
 
     # -- posting -----------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ from bot.platforms.console import ConsolePlatform
 from bot.schedule import LocalCronTrigger, Occurrence
 from bot.settings import DigestConfig, Settings
 from bot.sources import build_connectors, stream_tables
+from bot.state import SKIPPED
 from integrations.runner import StreamReport, SyncRunner
 
 log = logging.getLogger(__name__)
@@ -126,8 +127,12 @@ class BotApp:
         is the occurrence's local wall time). Sent late, it says how late."""
         now = now or self.clock()
         what = f"digest:{digest.name}"
-        if self.deliverer.status(what, digest.channel, occurrence.period) is not None:
-            return Posted(claimed=False)  # sent (or being sent): don't even build it
+        status = self.deliverer.status(what, digest.channel, occurrence.period)
+        if status == SKIPPED and manual:
+            # Skipped as too late by the schedule; someone asks for it now: send it.
+            self.deliverer.forget_skipped(what, digest.channel, occurrence.period)
+        elif status is not None:
+            return Posted(claimed=False, status=status)  # sent or on its way: don't build it
         late = now - occurrence.instant
         reply = await asyncio.to_thread(
             build_digest,
@@ -317,7 +322,10 @@ class BotApp:
         self.scheduler = self.build_scheduler()
         self.scheduler.start()
         log.info("schedule running: %s", ", ".join(j.id for j in self.scheduler.get_jobs()))
-        await self.catch_up()
+        try:
+            await self.catch_up()
+        except Exception:  # the database may be down: the sweep tries again every minute
+            log.exception("catching up at start failed")
         log.info("catch-up done")
 
     def _demote(self) -> None:

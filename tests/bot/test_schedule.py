@@ -222,3 +222,14 @@ def test_the_scheduler_coalesces_runs_one_instance_and_has_every_job(engine: Eng
     assert isinstance(digest.trigger, LocalCronTrigger) and digest.misfire_grace_time == 90 * 60
     assert isinstance(jobs["alerts"].trigger, IntervalTrigger)
     assert jobs["alerts"].trigger.interval == timedelta(minutes=5)
+
+
+async def test_a_skipped_digest_can_still_be_posted_by_hand(engine: Engine) -> None:
+    clock = Clock(utc(2026, 11, 24, 12, 0))  # 13:00 Warsaw: the 09:00 digest is past its grace
+    app, platform = make_app(engine, clock, grace_minutes=60)
+    await app.catch_up()
+    assert platform.posts == []
+    posted = await app.post_digest_now(app.settings.config.digests[0])
+    assert posted.posted and len(platform.posts) == 1
+    await app.catch_up()
+    assert len(platform.posts) == 1
