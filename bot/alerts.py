@@ -3,38 +3,52 @@
 Per rule (and per dimension value when a rule is split ``by`` one), each check moves a
 small state machine::
 
-    ok ──breach──► pending ──N consecutive breaches──► firing ──resolve──► ok
-     ▲                │                                   │ repeat_every: reminder
-     └──no breach─────┘                                   └─(no data / stale: paused)
+    ok ──breach──► pending ──for_checks consecutive breaches──► firing
+     ▲                │                                            │ repeat_every: reminder
+     └──no breach─────┘          resolve_checks checks past resolve_at ┘──► ok (resolved)
+
+    no_data, stale: neither firing nor resolved. Nothing fires or resolves on missing or
+    old data; the counters pause and the machine resumes where it was when data returns.
 
 * ``for_checks``: fire after N consecutive breaching checks (the pending period).
 * ``resolve_at``: hysteresis. Once firing, the alert resolves only when the value is past
-  this level (default: the threshold itself).
-* ``min_n``: fewer observations than this is "no data", neither firing nor resolved.
-* A source that is stale makes the rule "stale": nothing fires or resolves on old data.
+  this level (default: the threshold itself); ``resolve_checks`` consecutive checks there.
+* ``min_n``: fewer observations than this is "no data". A relative rule whose previous
+  window is empty has no data too.
+* A source that is stale makes the rule "stale".
 * ``repeat_every``: a reminder while it keeps firing; reminders and the resolution are
-  threaded under the first message.
+  threaded under the first message (its platform reference is in the delivery ledger, so
+  a restart or another instance threads them just the same).
 * Mutes (``/kpi mute <rule> 2h`` and configured windows like ``sat-sun`` or
-  ``mon-fri 20:00-08:00``) hold notifications back; the state still moves, and a firing
-  alert whose first message was held is announced when the mute ends.
+  ``mon-fri 20:00-08:00``) hold new alerts and reminders back; the state still moves, and a
+  firing alert whose first message was held is announced when the mute ends. The
+  resolution of an alert that *was* announced is still posted, in its thread: no announced
+  alert is left looking open.
 
-Every notification goes through the delivery ledger, so it is sent once even with several
-bot processes or a restart in between.
+A check's state change and the ledger claims of the notices it decides commit in one
+transaction (with the rule's state row locked on PostgreSQL), and a rule checked again
+within half the check interval is left alone: two instances checking at the same instant
+neither double-count a pending check nor both notify. Every notification then goes through
+the delivery ledger, which posts it once, retries a failed post, and never duplicates.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot import format as fmt
 from bot.commands import KpiService, parse_duration
-from bot.delivery import Deliverer
+from bot.delivery import Deliverer, Key
 from bot.replies import Field, Reply, Tone
 from bot.settings import AlertConfig
 from bot.state import AlertState, Mute
@@ -43,6 +57,7 @@ from metrics import QueryError, get_kpi, parse_query
 log = logging.getLogger(__name__)
 
 OK, PENDING, FIRING, NO_DATA, STALE = "ok", "pending", "firing", "no_data", "stale"
+FIRING_NOTICE, REMINDER, RESOLVED = "firing", "reminder", "resolved"
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,9 @@ class Observation:
     stale: bool = False
 
 
+Observer = Callable[[AlertConfig, datetime], list[Observation]]
+
+
 @dataclass(frozen=True)
 class Notice:
     """A message an alert check decided to send."""
@@ -63,7 +81,12 @@ class Notice:
     kind: str  # firing, reminder, resolved
     period: str  # the ledger period: unique per notice
     reply: Reply
-    thread_ref: str | None
+    thread_of: str | None  # the ledger period of the first message, for replies
+    expires_at: datetime
+
+    @property
+    def what(self) -> str:
+        return f"alert:{self.rule}:{self.key}" if self.key else f"alert:{self.rule}"
 
 
 @dataclass
@@ -72,14 +95,28 @@ class CheckOutcome:
     key: str
     status: str
     value: float | None
-    notices: list[Notice]
+    notices: list[Notice] = field(default_factory=list)
+    skipped: bool = False  # checked moments ago (by this or another instance): left alone
 
 
 class AlertEngine:
-    def __init__(self, service: KpiService, rules: Sequence[AlertConfig]) -> None:
+    """``observe`` (tests inject one) returns a rule's current values; by default the KPI
+    service evaluates the rule's query. ``min_gap``: a rule checked more recently than this
+    is not checked again (set it to half the check interval)."""
+
+    def __init__(
+        self,
+        service: KpiService,
+        rules: Sequence[AlertConfig],
+        *,
+        observe: Observer | None = None,
+        min_gap: timedelta = timedelta(0),
+    ) -> None:
         self.service = service
         self.engine: Engine = service.engine
         self.rules = {r.name: r for r in rules}
+        self.observer: Observer = observe or self.observe_kpi
+        self.min_gap = min_gap
         for rule in rules:  # fail at start-up, naming the rule, rather than at 3 a.m.
             try:
                 parse_query(rule.query)
@@ -90,11 +127,10 @@ class AlertEngine:
 
     # -- checking ------------------------------------------------------------------------
 
-    def observe(self, rule: AlertConfig, now: datetime) -> list[Observation]:
-        """The rule's current value(s): one per dimension value when split."""
+    def observe_kpi(self, rule: AlertConfig, now: datetime) -> list[Observation]:
+        """The rule's current value(s) from the warehouse: one per dimension value when split."""
         query = rule.query
-        relative = rule.drops_by is not None or rule.rises_by is not None
-        if relative and " vs " not in f" {query} ":
+        if _relative(rule) and " vs " not in f" {query} ":
             query += " vs previous"
         if rule.by:
             query += f" by {rule.by}"
@@ -107,87 +143,146 @@ class AlertEngine:
             return [Observation(p.key, p.value, p.n, prev.get(p.key), stale) for p in result.series]
         return [Observation("", result.value, result.n, result.previous, stale)]
 
-    def check(self, now: datetime) -> list[CheckOutcome]:
-        """Check every rule once; returns what changed and the notices to deliver."""
+    def check(
+        self, now: datetime, *, deliverer: Deliverer | None = None, persist: bool = True
+    ) -> list[CheckOutcome]:
+        """Check every rule once. With ``deliverer``, the notices decided are claimed in the
+        ledger with the state change (post them with :meth:`run_once`); ``persist=False`` is
+        a dry run that changes nothing (``kpibot alerts`` without ``--post``, the demo)."""
         outcomes: list[CheckOutcome] = []
         for rule in self.rules.values():
             try:
-                observations = self.observe(rule, now)
+                observations = self.observer(rule, now)
             except Exception:
                 log.exception("alert %s: could not evaluate %r", rule.name, rule.query)
                 continue
+            seen = {o.key for o in observations}
+            stale = any(o.stale for o in observations)
+            # A dimension value that vanished from the data has no data now: say so.
+            for key in self._known_keys(rule.name) - seen:
+                observations.append(Observation(key, None, 0, stale=stale))
+            muted = self.muted(rule, now)
             for obs in observations:
-                outcomes.append(self._advance(rule, obs, now))
+                try:
+                    outcomes.append(self._advance(rule, obs, now, muted, deliverer, persist))
+                except Exception:
+                    log.exception("alert %s: checking %r failed", rule.name, obs.key)
         return outcomes
 
-    def _advance(self, rule: AlertConfig, obs: Observation, now: datetime) -> CheckOutcome:
+    def _known_keys(self, rule: str) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(
+                conn.execute(
+                    select(AlertState.dimension_value).where(AlertState.rule == rule)
+                ).scalars()
+            )
+
+    def _advance(
+        self,
+        rule: AlertConfig,
+        obs: Observation,
+        now: datetime,
+        muted: bool,
+        deliverer: Deliverer | None,
+        persist: bool,
+    ) -> CheckOutcome:
         with self.engine.begin() as conn:
-            state = conn.execute(
-                select(AlertState).where(
-                    AlertState.rule == rule.name, AlertState.dimension_value == obs.key
-                )
-            ).scalar_one_or_none()
+            if persist:
+                _ensure_state_row(conn, rule.name, obs.key, now)
+            stmt = select(AlertState).where(
+                AlertState.rule == rule.name, AlertState.dimension_value == obs.key
+            )
+            state = (
+                conn.execute(stmt.with_for_update() if persist else stmt).mappings().one_or_none()
+            )
             row = _StateRow.of(state, rule.name, obs.key)
-            notices = self._transition(rule, row, obs, now)
+            if (
+                persist
+                and row.last_checked_at is not None
+                and row.last_checked_at > now - self.min_gap
+            ):
+                return CheckOutcome(rule.name, obs.key, row.status, row.last_value, skipped=True)
+            notices = self._transition(rule, row, obs, now, muted)
+            if deliverer is not None:
+                notices = [n for n in notices if self._claim(conn, deliverer, rule, n, now)]
             row.last_value = obs.value if obs.value is not None else row.last_value
             row.last_checked_at = now
-            values = row.values(now)
-            if state is None:
-                conn.execute(AlertState.__table__.insert().values(**values))
-            else:
+            if persist:
                 conn.execute(
-                    AlertState.__table__.update()
+                    update(AlertState)
                     .where(AlertState.rule == rule.name, AlertState.dimension_value == obs.key)
-                    .values(**values)
+                    .values(**row.values(now))
                 )
         return CheckOutcome(rule.name, obs.key, row.status, obs.value, notices)
 
+    def _claim(
+        self,
+        conn: Connection,
+        deliverer: Deliverer,
+        rule: AlertConfig,
+        notice: Notice,
+        now: datetime,
+    ) -> bool:
+        if not deliverer.can_post(rule.channel):
+            log.error("alert %s: no running platform can post to %s", rule.name, rule.channel)
+            return False
+        return deliverer.claim(
+            conn,
+            what=notice.what,
+            target=rule.channel,
+            period=notice.period,
+            reply=notice.reply,
+            now=now,
+            thread_of=notice.thread_of,
+            expires_at=notice.expires_at,
+        )
+
     def _transition(
-        self, rule: AlertConfig, row: _StateRow, obs: Observation, now: datetime
+        self, rule: AlertConfig, row: _StateRow, obs: Observation, now: datetime, muted: bool
     ) -> list[Notice]:
         if obs.stale:
             row.status = STALE
             return []
-        if obs.value is None or obs.n < rule.min_n:
+        if obs.value is None or obs.n < rule.min_n or (_relative(rule) and obs.previous is None):
             row.status = NO_DATA
             return []
         firing = row.fired_at is not None
-        breaching = _breaches(rule, obs, firing=firing)
-        muted = self.muted(rule, now)
         notices: list[Notice] = []
-        if breaching:
+        if _breaches(rule, obs, firing=firing):
+            row.recovering_checks = 0
             row.breaching_checks += 1
             row.breaching_since = row.breaching_since or now
-            if not firing and row.breaching_checks >= rule.for_checks:
-                row.fired_at = now
-                row.status = FIRING
-                if not muted:
-                    notices.append(self._notice(rule, row, obs, "firing", now))
-                    row.last_notified_at = now
-            elif firing:
-                row.status = FIRING
-                if not muted:
-                    if row.last_notified_at is None:  # first message was held by a mute
-                        notices.append(self._notice(rule, row, obs, "firing", now))
-                        row.last_notified_at = now
-                    else:
-                        repeat = (
-                            parse_duration(rule.repeat_every) if rule.repeat_every != "0" else None
-                        )
-                        if repeat is not None and now - row.last_notified_at >= repeat:
-                            notices.append(self._notice(rule, row, obs, "reminder", now))
-                            row.last_notified_at = now
-            else:
+            if not firing and row.breaching_checks < rule.for_checks:
                 row.status = PENDING
-        else:
-            if firing and row.last_notified_at is not None and not muted:
-                notices.append(self._notice(rule, row, obs, "resolved", now))
-            row.status = OK
-            row.fired_at = None
-            row.breaching_checks = 0
-            row.breaching_since = None
-            row.last_notified_at = None
-            row.thread_ref = None
+                return []
+            row.status = FIRING
+            if not firing:
+                row.fired_at = now
+            if muted:
+                return []
+            if row.last_notified_at is None:  # just fired, or its first message was muted
+                notices.append(self._notice(rule, row, obs, FIRING_NOTICE, now))
+                row.last_notified_at = now
+            else:
+                repeat = parse_duration(rule.repeat_every) if rule.repeat_every != "0" else None
+                if repeat is not None and now - row.last_notified_at >= repeat:
+                    notices.append(self._notice(rule, row, obs, REMINDER, now))
+                    row.last_notified_at = now
+            return notices
+        if firing:
+            row.recovering_checks += 1
+            if row.recovering_checks < rule.resolve_checks:
+                row.status = FIRING
+                return []
+            if row.last_notified_at is not None:
+                notices.append(self._notice(rule, row, obs, RESOLVED, now))
+        row.status = OK
+        row.fired_at = None
+        row.breaching_checks = 0
+        row.recovering_checks = 0
+        row.breaching_since = None
+        row.last_notified_at = None
+        row.thread_ref = None
         return notices
 
     # -- notices -------------------------------------------------------------------------
@@ -195,7 +290,7 @@ class AlertEngine:
     def _notice(
         self, rule: AlertConfig, row: _StateRow, obs: Observation, kind: str, now: datetime
     ) -> Notice:
-        assert row.fired_at is not None
+        assert row.fired_at is not None and obs.value is not None
         kpi = get_kpi(parse_query(rule.query).kpi)
         unit = kpi.unit_for(self.service.ctx.currency)
         current = fmt.value(obs.value, unit)
@@ -203,26 +298,38 @@ class AlertEngine:
         since = row.breaching_since or now
         how_long = fmt.duration((now - since).total_seconds() / 60) if now > since else "just now"
         condition = describe_condition(rule, unit)
-        if kind == "resolved":
+        fields = [Field("Current", current, Tone.GOOD if kind == RESOLVED else Tone.BAD)]
+        fields.append(Field("Threshold", condition))
+        if rule.resolve_at is not None:
+            fields.append(Field("Resolves", describe_resolve(rule, unit)))
+        if kind == RESOLVED:
+            fired_for = fmt.duration(max(0.0, (now - since).total_seconds() / 60))
             title = f"✅ Resolved: {label}"
-            text = f"{kpi.title} is back at {current} ({condition} no longer holds)."
+            text = f"{kpi.title} is back at {current}; it breached for {fired_for}."
             tone = Tone.GOOD
         else:
-            prefix = "🔔 Reminder" if kind == "reminder" else "🚨 Alert"
+            prefix = "🔔 Still firing" if kind == REMINDER else "🚨 Alert"
             title = f"{prefix}: {label}"
             text = f"{kpi.title} is {current}: {condition}, breaching for {how_long}."
             tone = Tone.BAD
-        fields = [Field("Current", current, tone), Field("Condition", condition)]
+            fields.append(Field("Breaching for", how_long))
         if obs.previous is not None:
             fields.append(Field("Previous period", fmt.value(obs.previous, unit)))
         fields.append(Field("Observations", f"{obs.n:,}"))
-        chart = self._chart(rule, now) if kind != "resolved" else None
-        fired = row.fired_at.isoformat()
+        chart = self._chart(rule, obs.key, now) if kind != RESOLVED else None
+        fired = _stamp(row.fired_at)
+        first = f"fire@{fired}"
         period = {
-            "firing": f"fire@{fired}",
-            "reminder": f"remind@{fired}@{now.isoformat()}",
-            "resolved": f"resolve@{fired}",
+            FIRING_NOTICE: first,
+            REMINDER: f"remind@{fired}@{_stamp(now)}",
+            RESOLVED: f"resolve@{fired}",
         }[kind]
+        repeat = parse_duration(rule.repeat_every) if rule.repeat_every != "0" else None
+        useful_for = (
+            timedelta(hours=24)
+            if kind == RESOLVED
+            else max(repeat or timedelta(0), timedelta(hours=4))
+        )
         reply = Reply(
             title=title,
             kind="alert",
@@ -232,60 +339,66 @@ class AlertEngine:
             context=(f"Rule `{rule.name}`: {rule.query} · mute with /kpi mute {rule.name} 2h",),
             chart=chart,
         )
-        thread = row.thread_ref if kind != "firing" else None
-        return Notice(rule.name, obs.key, kind, period, reply, thread)
+        thread_of = first if kind != FIRING_NOTICE else None
+        return Notice(rule.name, obs.key, kind, period, reply, thread_of, now + useful_for)
 
-    def _chart(self, rule: AlertConfig, now: datetime):  # type: ignore[no-untyped-def]
+    def _chart(self, rule: AlertConfig, key: str, now: datetime):  # type: ignore[no-untyped-def]
         threshold = rule.above if rule.above is not None else rule.below
+        query = f"{rule.query} by day"
+        if rule.by and key:
+            query += f' where {rule.by}="{key}"'
         try:
             from bot import charts
 
-            answer = self.service.ask(f"{rule.query} by day", now=now, chart=False)
+            answer = self.service.ask(query, now=now, chart=False)
             return charts.render(answer.result, threshold=threshold)
         except Exception:  # a chart must never cost the alert
             log.debug("no chart for alert %s", rule.name, exc_info=True)
             return None
 
     async def run_once(self, deliverer: Deliverer, now: datetime) -> list[CheckOutcome]:
-        """Check every rule and deliver what it decided, threading follow-ups."""
-        import asyncio
-
-        outcomes = await asyncio.to_thread(self.check, now)
-        for outcome in outcomes:
-            for notice in outcome.notices:
-                rule = self.rules[notice.rule]
-                posted = await deliverer.deliver(
-                    what=f"alert:{notice.rule}:{notice.key}",
-                    target=rule.channel,
-                    period=notice.period,
-                    reply=notice.reply,
-                    thread_ref=notice.thread_ref,
-                )
-                if notice.kind == "firing" and posted.message_ref:
-                    self._set_thread(notice.rule, notice.key, posted.message_ref)
+        """Check every rule and post what it decided: first messages before the replies
+        threaded under them."""
+        outcomes = await asyncio.to_thread(self.check, now, deliverer=deliverer)
+        notices = [n for o in outcomes for n in o.notices]
+        notices.sort(key=lambda n: n.kind != FIRING_NOTICE)
+        for notice in notices:
+            rule = self.rules[notice.rule]
+            posted = await deliverer.post_claimed(
+                Key(notice.what, rule.channel, notice.period),
+                notice.reply,
+                thread_of=notice.thread_of,
+            )
+            if notice.kind == FIRING_NOTICE and posted.message_ref:
+                self._set_thread(notice.rule, notice.key, posted.message_ref)
         return outcomes
 
     def _set_thread(self, rule: str, key: str, ref: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(
-                AlertState.__table__.update()
+                update(AlertState)
                 .where(AlertState.rule == rule, AlertState.dimension_value == key)
                 .values(thread_ref=ref)
             )
 
     # -- mutes ---------------------------------------------------------------------------
 
-    def mute(self, rule: str, duration: timedelta, by: str, now: datetime) -> str:
+    def mute(self, rule: str, duration: timedelta | None, by: str, now: datetime) -> str:
+        """Mute ``rule`` for ``duration``; ``None`` lifts a mute."""
         if rule not in self.rules:
             names = ", ".join(sorted(self.rules)) or "none configured"
             raise KeyError(f"No alert rule named {rule!r}. Rules: {names}")
-        until = now + duration
         with self.engine.begin() as conn:
             conn.execute(delete(Mute).where(Mute.rule == rule))
-            conn.execute(
-                Mute.__table__.insert().values(rule=rule, until=until, muted_by=by, created_at=now)
-            )
-        return f"`{rule}` is muted for {fmt.duration(duration.total_seconds() / 60)} (until {until:%Y-%m-%d %H:%M} UTC)."
+            if duration is None:
+                return f"`{rule}` is no longer muted."
+            until = now + duration
+            conn.execute(insert(Mute).values(rule=rule, until=until, muted_by=by, created_at=now))
+        local = until.astimezone(self.service.ctx.timezone)
+        return (
+            f"`{rule}` is muted for {fmt.duration(duration.total_seconds() / 60)} "
+            f"(until {local:%Y-%m-%d %H:%M} {self.service.ctx.timezone.key})."
+        )
 
     def muted(self, rule: AlertConfig, now: datetime) -> bool:
         with self.engine.connect() as conn:
@@ -296,6 +409,29 @@ class AlertEngine:
             return True
         local = now.astimezone(self.service.ctx.timezone)
         return any(in_mute_window(w, local) for w in rule.mute)
+
+
+def _ensure_state_row(conn: Connection, rule: str, key: str, now: datetime) -> None:
+    """Insert the rule's state row if missing, so that it can be locked (FOR UPDATE)."""
+    values = {
+        "rule": rule,
+        "dimension_value": key,
+        "status": OK,
+        "breaching_checks": 0,
+        "recovering_checks": 0,
+        "updated_at": now,
+    }
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    conn.execute(dialect_insert(AlertState).values(**values).on_conflict_do_nothing())
+
+
+def _stamp(when: datetime) -> str:
+    """A compact UTC instant for ledger periods: 20261124T100000Z."""
+    return when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _relative(rule: AlertConfig) -> bool:
+    return rule.drops_by is not None or rule.rises_by is not None
 
 
 def _breaches(rule: AlertConfig, obs: Observation, *, firing: bool) -> bool:
@@ -327,6 +463,18 @@ def describe_condition(rule: AlertConfig, unit: str) -> str:
         return f"down {fmt.change(rule.drops_by, unit)} or more vs the previous period"
     assert rule.rises_by is not None
     return f"up {fmt.change(rule.rises_by, unit)} or more vs the previous period"
+
+
+def describe_resolve(rule: AlertConfig, unit: str) -> str:
+    """Where a firing alert resolves (hysteresis), in the rule's own terms."""
+    level = rule.resolve_at
+    assert level is not None
+    if rule.above is not None:
+        return f"at or below {fmt.value(level, unit)}"
+    if rule.below is not None:
+        return f"at or above {fmt.value(level, unit)}"
+    word = "down" if rule.drops_by is not None else "up"
+    return f"when less than {fmt.change(level, unit)} {word} vs the previous period"
 
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -372,6 +520,7 @@ class _StateRow:
     key: str
     status: str = OK
     breaching_checks: int = 0
+    recovering_checks: int = 0
     breaching_since: datetime | None = None
     fired_at: datetime | None = None
     last_notified_at: datetime | None = None
@@ -380,21 +529,12 @@ class _StateRow:
     thread_ref: str | None = None
 
     @classmethod
-    def of(cls, state: AlertState | None, rule: str, key: str) -> _StateRow:
+    def of(cls, state: Mapping[Any, Any] | None, rule: str, key: str) -> _StateRow:
+        """From an ``alert_states`` row (as a mapping); a fresh state when there is none."""
         if state is None:
             return cls(rule, key)
-        return cls(
-            rule,
-            key,
-            state.status,
-            state.breaching_checks,
-            state.breaching_since,
-            state.fired_at,
-            state.last_notified_at,
-            state.last_value,
-            state.last_checked_at,
-            state.thread_ref,
-        )
+        fields = {f for f in cls.__dataclass_fields__ if f not in ("rule", "key")}
+        return cls(rule, key, **{f: state[f] for f in fields})
 
     def values(self, now: datetime) -> dict[str, object]:
         return {
@@ -402,6 +542,7 @@ class _StateRow:
             "dimension_value": self.key,
             "status": self.status,
             "breaching_checks": self.breaching_checks,
+            "recovering_checks": self.recovering_checks,
             "breaching_since": self.breaching_since,
             "fired_at": self.fired_at,
             "last_notified_at": self.last_notified_at,

@@ -302,7 +302,8 @@ def digest(
     ] = False,
     as_of: AsOf = None,
 ) -> None:
-    """Preview a digest in the terminal, or post it now with --post (once per period).
+    """Preview a digest in the terminal, or post it now with --post (once per period: the
+    latest scheduled time; a digest already sent for it is not sent again).
 
     Example: [bold]kpibot digest --name morning[/bold]
     """
@@ -320,12 +321,22 @@ def digest(
     bot = _app(settings, engine, now, platforms=build_platforms(settings) if post else None)
     when = now or bot.clock()
     if post:
+        failed = False
         for d in digests:
-            claimed = asyncio.run(bot.send_digest(d, scheduled=when, now=when))
-            out.print(
-                f"{d.name} → {d.channel}: {'posted' if claimed else 'already posted for this period'}"
-            )
-        return
+            posted = asyncio.run(bot.post_digest_now(d))
+            if not posted.claimed:
+                said = (
+                    "already posted for this period"
+                    if posted.status in (None, "posted")
+                    else f"already claimed for this period ({posted.status}: retried by the bot)"
+                )
+            elif posted.posted:
+                said = "posted"
+            else:
+                failed = True
+                said = f"not posted ({posted.status}; see the log)"
+            out.print(f"{d.name} → {d.channel}: {said}")
+        raise typer.Exit(1 if failed else 0)
     console = ConsolePlatform(chart_dir=settings.config.bot.chart_dir)
     for d in digests:
         console.show(build_digest(bot.service, d, now=when))
@@ -338,7 +349,8 @@ def alerts(
     ] = False,
     as_of: AsOf = None,
 ) -> None:
-    """Check every alert rule once and show its state; --post delivers notifications.
+    """Check every alert rule once and show what would be sent; --post records the check
+    and delivers the notifications (once).
 
     Example: [bold]kpibot alerts --as-of 2026-11-01T09:00:00Z[/bold]
     """
@@ -350,15 +362,16 @@ def alerts(
     engine = _engine(settings)
     if not settings.config.alerts:
         out.print(
-            "No alert rules configured: add [[alerts]] to the config (see config/kpibot.example.toml)."
+            "No alert rules configured: add [[alerts]] to the config (see config/kpibot.example.toml).",
+            markup=False,
         )
         return
     bot = _app(settings, engine, now, platforms=build_platforms(settings) if post else None)
     when = now or bot.clock()
     if post:
         outcomes = asyncio.run(bot.alerts.run_once(bot.deliverer, when))
-    else:
-        outcomes = bot.alerts.check(when)
+    else:  # a dry run: the running bot's alert states are not touched
+        outcomes = bot.alerts.check(when, persist=False)
         console = ConsolePlatform(chart_dir=settings.config.bot.chart_dir)
         for o in outcomes:
             for notice in o.notices:

@@ -82,6 +82,16 @@ def validate_config(settings: Settings) -> None:
                 raise ConfigError(
                     f"digests[{i}].kpis[{j}]", str(exc), "use a name from `kpibot ask list`"
                 ) from None
+        channel = digest.channel.partition(":")[2] or digest.channel
+        permissions = Permissions(cfg.permissions)
+        for j, name in enumerate(digest.kpis):
+            kpi = get_kpi(name)
+            if not permissions.allows(channel, kpi.name, kpi.aliases, kpi.sources):
+                raise ConfigError(
+                    f"digests[{i}].kpis[{j}]",
+                    f"{kpi.name} may not be shown in {digest.channel} ([permissions])",
+                    "remove it from this digest or allow it in that channel's permissions",
+                )
         try:
             parse_query(f"{digest.kpis[0] if digest.kpis else 'nps'} {digest.window}")
         except QueryError as exc:
@@ -145,7 +155,8 @@ class KpiService:
         self.ctx = metric_context(settings)
         self.permissions = Permissions(settings.config.permissions)
         self.stream_tables = dict(stream_tables or {})
-        self.mute_handler: Callable[[str, timedelta, str], str] | None = None
+        # (rule, duration or None to unmute, who) -> what to say; set by the alert engine
+        self.mute_handler: Callable[[str, timedelta | None, str], str] | None = None
 
     # -- the core: a query to a Result and a Reply -----------------------------------------
 
@@ -238,11 +249,14 @@ class KpiService:
         return Reply(title=title, kind="help", text=body, ephemeral=True)
 
     def _mute(self, words: list[str], request: CommandRequest) -> Reply:
-        usage = "Usage: /kpi mute <alert rule> <duration>, e.g. /kpi mute frt-p90-high 2h"
+        usage = (
+            "Usage: /kpi mute <alert rule> <duration>, e.g. /kpi mute frt-p90-high 2h; "
+            "/kpi mute <alert rule> off lifts it"
+        )
         if self.mute_handler is None or len(words) != 2:
             return Reply(title="Mute an alert", kind="help", text=usage, ephemeral=True)
-        duration = parse_duration(words[1])
-        if duration is None:
+        duration = None if words[1] == "off" else parse_duration(words[1])
+        if duration is None and words[1] != "off":
             return Reply(
                 title="Mute an alert",
                 kind="error",
@@ -253,7 +267,8 @@ class KpiService:
             text = self.mute_handler(words[0], duration, request.user_name or request.user_id)
         except KeyError as exc:
             return Reply(title="Mute an alert", kind="error", text=str(exc.args[0]), ephemeral=True)
-        return Reply(title="Alert muted", kind="answer", text=text, ephemeral=False)
+        title = "Alert unmuted" if duration is None else "Alert muted"
+        return Reply(title=title, kind="answer", text=text, ephemeral=False)
 
     def freshness_for(self, conn: Connection, kpi: KPI, now: datetime) -> list[SourceFreshness]:
         sources = self.settings.config.sources

@@ -94,7 +94,7 @@ def run_demo(
     console.rule("[bold]3. Alerts[/bold] that fire on this data")
     rules = settings.config.alerts or list(DEMO_ALERTS)
     alerts = AlertEngine(service, rules)
-    outcomes = alerts.check(now)
+    outcomes = alerts.check(now, persist=False)
     fired = 0
     for outcome in outcomes:
         for notice in outcome.notices:

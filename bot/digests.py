@@ -1,4 +1,17 @@
-"""The morning digest: each KPI with its change, a sparkline grid, movers and freshness."""
+"""The morning digest: each KPI with its change, a sparkline grid, movers and freshness.
+
+What a reader can trust in it:
+
+* every KPI in the digest's list, over its window, against the window before: value, an
+  arrow and a colour that follow the KPI's direction (down is good for response times);
+* a KPI fed by a stale source is marked "⚠ stale" without an arrow, and a KPI without data
+  reads "no data" — never 0;
+* the freshness of each source behind the figures ("Demo synced 4 min ago");
+* the top movers — the customers with the largest MRR changes in the window, when the list
+  holds a revenue KPI — and the newest NPS detractor comments, when it holds a satisfaction
+  KPI; each only in a channel allowed to see that kind of data;
+* when sent late (kpibot was down at the scheduled time), how late.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +21,9 @@ from datetime import datetime, timedelta
 
 from bot import format as fmt
 from bot.commands import KpiService
+from bot.delivery import split_target
 from bot.freshness import SourceFreshness
+from bot.permissions import kpi_groups
 from bot.replies import Chart, Field, Reply, Tone
 from bot.settings import DigestConfig
 from metrics import KPI, QueryError, Result, get_kpi
@@ -30,13 +45,20 @@ def build_digest(
     *,
     now: datetime,
     late_by: timedelta | None = None,
+    scheduled: datetime | None = None,
     chart: bool = True,
 ) -> Reply:
     """The digest as a Reply. A KPI whose sources are stale is marked, never shown as 0."""
+    channel = split_target(digest.channel)[1]
     lines: list[DigestLine] = []
     sources: dict[str, SourceFreshness] = {}
     for name in digest.kpis:
         kpi = get_kpi(name)
+        if not service.permissions.allows(channel, kpi.name, kpi.aliases, kpi.sources):
+            log.warning(
+                "digest %s: %s is not allowed in %s: left out", digest.name, kpi.name, channel
+            )
+            continue
         result, stale, error = _evaluate(service, kpi, digest.window, now, sources)
         lines.append(DigestLine(kpi, result, stale, error))
 
@@ -54,15 +76,23 @@ def build_digest(
         context.append(" · ".join(s.describe(now) for s in sources.values()))
     text_lines = []
     if late_by is not None and late_by > timedelta(minutes=1):
+        at = f" at {scheduled.astimezone(team.tz):%H:%M}" if scheduled is not None else ""
         text_lines.append(
-            f"⏰ Sent {fmt.duration(late_by.total_seconds() / 60)} late: kpibot was down at the scheduled time."
+            f"⏰ Sent {fmt.duration(late_by.total_seconds() / 60)} late: kpibot was not "
+            f"running{at}, the scheduled time."
         )
+    stale_sources = [s.source.capitalize() for s in sources.values() if s.stale]
     if any(line.stale for line in lines):
-        text_lines.append("⚠ Figures marked stale come from a source that has not synced recently.")
-    movers = _movers(service, now, digest.window)
-    text_lines.extend(movers)
+        text_lines.append(
+            f"⚠ {', '.join(stale_sources) or 'A source'} has not synced recently: figures "
+            "marked stale may be incomplete."
+        )
+    if first is not None:
+        text_lines.extend(_movers(service, digest, lines, channel, first.start, first.end))
     rendered = (
-        _grid([line.result for line in lines if line.result is not None], title) if chart else None
+        _grid([line.result for line in lines if line.result is not None and not line.stale], title)
+        if chart
+        else None
     )
     return Reply(
         title=title,
@@ -82,6 +112,7 @@ def _evaluate(
     sources: dict[str, SourceFreshness],
 ) -> tuple[Result | None, bool, str | None]:
     grain = "" if not kpi.grains else " by day"
+    error = None
     for text in (f"{kpi.name} {window}{grain} vs previous", f"{kpi.name} {window} vs previous"):
         try:
             answer = service.ask(text, now=now, chart=False)
@@ -102,12 +133,13 @@ def _field(line: DigestLine) -> Field:
     result = line.result
     if result is None:
         return Field(label, "unavailable", Tone.NEUTRAL)
-    if line.stale:
-        shown = fmt.value(result.value, result.unit) if result.value is not None else "no data"
-        return Field(f"{label} ⚠ stale", shown, Tone.NEUTRAL)
+    if result.value is None:
+        return Field(label, "no data", Tone.NEUTRAL)
     value = fmt.value(result.value, result.unit)
-    if result.kpi == "nps" and result.value is not None and result.value > 0:
+    if result.kpi == "nps" and result.value > 0:
         value = "+" + value
+    if line.stale:
+        return Field(f"{label} ⚠ stale", value, Tone.NEUTRAL)
     delta = result.change
     if delta is not None and not fmt.unchanged(delta, result.unit):
         arrow = "▲" if delta > 0 else "▼"
@@ -117,19 +149,52 @@ def _field(line: DigestLine) -> Field:
     return Field(label, value, fmt.tone(result))
 
 
-def _movers(service: KpiService, now: datetime, window: str) -> list[str]:
-    """New detractor comments: what people said, not only how many."""
-    try:
-        from metrics.movers import detractor_comments
-    except ImportError:
-        return []
+def _movers(
+    service: KpiService,
+    digest: DigestConfig,
+    lines: list[DigestLine],
+    channel: str,
+    start: datetime,
+    end: datetime,
+) -> list[str]:
+    """Top MRR movers and new detractor comments: who moved the figures, and what they said."""
+    from metrics.movers import detractor_comments, mrr_movers
+
+    groups = set().union(*(kpi_groups(line.kpi.sources) for line in lines)) if lines else set()
+    permissions = service.permissions
+    out: list[str] = []
+    currency = service.ctx.currency
     with service.engine.connect() as conn:
-        comments = detractor_comments(conn, end=now, days=7, limit=3)
-    if not comments:
-        return []
-    out = ["New detractor comments:"]
-    out.extend(f"  “{c.comment}” — NPS {c.score:.0f}" for c in comments)
+        if digest.movers and "revenue" in groups and _allowed(permissions, channel, "revenue"):
+            movers = mrr_movers(conn, start=start, end=end, currency=currency, limit=digest.movers)
+            if movers:
+                out.append("Top MRR movers:")
+                for m in movers:
+                    sign = "+" if m.change > 0 else "−"
+                    how = m.kind
+                    if m.kind in ("expansion", "contraction"):
+                        how += f", {fmt.money(m.before, currency)} → {fmt.money(m.after, currency)}"
+                    out.append(
+                        f"  {m.name or m.customer_id}: "
+                        f"{sign}{fmt.money(abs(m.change), currency)} ({how})"
+                    )
+        if (
+            digest.detractor_comments
+            and "satisfaction" in groups
+            and _allowed(permissions, channel, "satisfaction")
+        ):
+            comments = detractor_comments(
+                conn, start=start, end=end, limit=digest.detractor_comments
+            )
+            if comments:
+                out.append("New detractor comments:")
+                out.extend(f"  “{c.comment}” — NPS {c.score:.0f}" for c in comments)
     return out
+
+
+def _allowed(permissions, channel: str, group: str) -> bool:  # type: ignore[no-untyped-def]
+    tables = {"revenue": ("subscription_periods",), "satisfaction": ("survey_responses",)}[group]
+    return bool(permissions.allows(channel, group, (), tables))
 
 
 def _grid(results: list[Result], title: str) -> Chart | None:

@@ -78,6 +78,15 @@ class BotConfig(_Strict):
     # Where a /kpi answer goes by default: only to the asker ("ephemeral") or the channel.
     answers: Literal["ephemeral", "channel"] = "ephemeral"
     alert_check_minutes: int = Field(default=5, ge=1, le=1440)
+    # With several instances on one PostgreSQL database, a stand-by asks for the schedule
+    # lock this often, so it takes over within seconds of the holder dying.
+    lock_poll_seconds: float = Field(default=5.0, gt=0, le=300)
+    # The delivery ledger: a failed digest or alert post is retried (never duplicated) up
+    # to post_attempts times in all, first after retry_after_minutes, then twice as long
+    # each time; a claim whose process went silent for claim_timeout_minutes is retried.
+    post_attempts: int = Field(default=3, ge=1, le=20)
+    retry_after_minutes: int = Field(default=5, ge=1, le=1440)
+    claim_timeout_minutes: int = Field(default=10, ge=1, le=1440)
 
 
 class SourceConfig(_Strict):
@@ -106,8 +115,14 @@ class DigestConfig(_Strict):
     schedule: str = "0 9 * * mon-fri"
     kpis: list[str] = ["nps", "csat", "frt", "tickets", "backlog", "mrr"]
     window: str = "last 7d"
-    # A digest missed by a short outage is sent late (once, saying so) within this grace.
+    # A digest missed by a short outage is sent late (once, saying so) within this grace;
+    # later than that it is skipped and logged.
     grace_minutes: int = Field(default=120, ge=0, le=1440)
+    # Top movers: customers with the largest MRR changes in the window (needs a revenue KPI
+    # in the list and a channel allowed to see revenue); 0 for none.
+    movers: int = Field(default=5, ge=0, le=20)
+    # Newest NPS detractor comments in the window (needs a satisfaction KPI); 0 for none.
+    detractor_comments: int = Field(default=3, ge=0, le=20)
 
     @field_validator("schedule")
     @classmethod
@@ -131,6 +146,8 @@ class AlertConfig(_Strict):
     rises_by: float | None = None
     resolve_at: float | None = None  # hysteresis: resolve only past this value
     for_checks: int = Field(default=1, ge=1, le=100)  # consecutive breaching checks to fire
+    # consecutive checks past the resolve level before it resolves (against flapping)
+    resolve_checks: int = Field(default=1, ge=1, le=100)
     min_n: int = Field(default=1, ge=0)  # no alert on fewer observations
     repeat_every: str = "4h"  # reminders while firing; "0" for none
     by: str | None = None  # split by one dimension: one state per value
@@ -146,6 +163,22 @@ class AlertConfig(_Strict):
                 "give exactly one condition: above, below, drops_by or rises_by"
                 + (f" (got {', '.join(given)})" if given else "")
             )
+        if self.resolve_at is not None:
+            # Hysteresis resolves on the safe side of the threshold, never beyond it.
+            threshold = self.above if self.above is not None else self.below
+            if self.above is not None and self.resolve_at > self.above:
+                raise ValueError(
+                    f"resolve_at ({self.resolve_at:g}) must be at most above ({threshold:g})"
+                )
+            if self.below is not None and self.resolve_at < self.below:
+                raise ValueError(
+                    f"resolve_at ({self.resolve_at:g}) must be at least below ({threshold:g})"
+                )
+            change = self.drops_by if self.drops_by is not None else self.rises_by
+            if change is not None and not 0 <= self.resolve_at <= change:
+                raise ValueError(
+                    f"resolve_at ({self.resolve_at:g}) must be between 0 and {change:g}"
+                )
         return self
 
 

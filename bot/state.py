@@ -5,11 +5,23 @@ These tables live on the warehouse's ``Base`` so that one Alembic history covers
 The delivery ledger is what makes digests and alerts exactly-once across restarts and
 instances: before posting, a row keyed by (what, where, period) is claimed with
 ``INSERT … ON CONFLICT DO NOTHING``; only the process whose insert landed posts.
+
+A ledger row's ``status``::
+
+    claimed ──post ok──► posted
+       │  └─post raised──► failed ──retry_at passed: re-claimed by one process──► claimed
+       │                     └─attempts used up, or expires_at passed──► abandoned
+       └─claimer died (retry_at, the claim's lease, passed)──► re-claimed as above
+    skipped: a digest missed by more than its grace, recorded so it is logged once
+
+The row keeps the rendered message (``payload``) until it is posted, so a retry posts
+what was decided then, by whichever instance runs the schedule by that time.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, Float, Integer, String, Text, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -17,6 +29,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from metrics.schema import Base, UTCDateTime
+
+CLAIMED, POSTED, FAILED, ABANDONED, SKIPPED = "claimed", "posted", "failed", "abandoned", "skipped"
+RETRYABLE = (CLAIMED, FAILED)
 
 
 class Delivery(Base):
@@ -30,6 +45,15 @@ class Delivery(Base):
     posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     message_ref: Mapped[str | None] = mapped_column(String(128))  # ts / message id, threads
     error: Mapped[str | None] = mapped_column(Text)
+    # claimed, posted, failed, abandoned, skipped (see the module docstring)
+    status: Mapped[str] = mapped_column(String(16), server_default=CLAIMED)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="1")
+    # When another attempt may take the row over: the claim's lease, or a failure's backoff.
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # no retry after this
+    # The period of the message this one threads under (same what and target).
+    thread_of: Mapped[str | None] = mapped_column(String(64))
+    payload: Mapped[str | None] = mapped_column(Text)  # the reply as JSON, until posted
 
 
 class AlertState(Base):
@@ -42,6 +66,8 @@ class AlertState(Base):
     # ok, pending, firing, no_data, stale
     status: Mapped[str] = mapped_column(String(16))
     breaching_checks: Mapped[int] = mapped_column(Integer, default=0)
+    # consecutive checks past the resolve level while firing (resolve_checks)
+    recovering_checks: Mapped[int] = mapped_column(Integer, server_default="0")
     breaching_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -69,6 +95,11 @@ def claim_delivery(
     period: str,
     now: datetime,
     claimed_by: str | None = None,
+    status: str = CLAIMED,
+    retry_at: datetime | None = None,
+    expires_at: datetime | None = None,
+    thread_of: str | None = None,
+    payload: str | None = None,
 ) -> bool:
     """Claim (what, target, period); True only for the one caller whose row landed.
 
@@ -80,8 +111,15 @@ def claim_delivery(
         "period": period,
         "claimed_at": now,
         "claimed_by": claimed_by,
+        "status": status,
+        "attempts": 1,
+        "retry_at": retry_at,
+        "expires_at": expires_at,
+        "thread_of": thread_of,
+        "payload": payload,
     }
     dialect = conn.dialect.name
+    stmt: Any
     if dialect == "postgresql":
         stmt = pg_insert(Delivery).values(**values).on_conflict_do_nothing()
     elif dialect == "sqlite":

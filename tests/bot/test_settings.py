@@ -127,3 +127,41 @@ def test_config_is_checked_against_the_kpi_catalogue(tmp_path: Path) -> None:
         validate_config(load_settings({}, config_path=path))
     example = Path(__file__).parents[2] / "config" / "kpibot.example.toml"
     validate_config(load_settings({}, config_path=example))
+
+
+def test_the_example_config_documents_every_schedule_digest_and_alert_key() -> None:
+    from bot.settings import AlertConfig, BotConfig, DigestConfig
+
+    example = (Path(__file__).parents[2] / "config" / "kpibot.example.toml").read_text()
+    for model in (BotConfig, DigestConfig, AlertConfig):
+        for key in model.model_fields:
+            assert key in example, f"{model.__name__}.{key} is not in kpibot.example.toml"
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "above = 240\nresolve_at = 300",
+        "below = 30\nresolve_at = 20",
+        "drops_by = 10\nresolve_at = 12",
+    ],
+)
+def test_hysteresis_must_resolve_on_the_safe_side(tmp_path: Path, condition: str) -> None:
+    path = write(
+        tmp_path,
+        f'[[alerts]]\nname = "a"\nquery = "nps last 7d"\nchannel = "c"\n{condition}\n',
+    )
+    with pytest.raises(ConfigError, match=r"alerts\[0\].*resolve_at"):
+        load_settings({}, config_path=path)
+
+
+def test_a_digest_kpi_its_channel_may_not_show_is_a_config_error(tmp_path: Path) -> None:
+    from bot.commands import validate_config
+
+    path = write(
+        tmp_path,
+        '[permissions.default]\ndeny = ["revenue"]\n'
+        '[[digests]]\nname = "m"\nchannel = "slack:C1"\nkpis = ["nps", "mrr"]\n',
+    )
+    with pytest.raises(ConfigError, match=r"digests\[0\]\.kpis\[1\].*mrr may not be shown"):
+        validate_config(load_settings({}, config_path=path))
