@@ -400,6 +400,36 @@ class AlertEngine:
             f"(until {local:%Y-%m-%d %H:%M} {self.service.ctx.timezone.key})."
         )
 
+    def status_lines(self, now: datetime) -> list[str]:
+        """One line per rule (and dimension value) as last checked: ``/kpi alerts``."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(AlertState).order_by(AlertState.rule, AlertState.dimension_value)
+            ).all()
+            mutes = dict(conn.execute(select(Mute.rule, Mute.until).where(Mute.until > now)).all())
+        seen: dict[str, list[str]] = {name: [] for name in self.rules}
+        icons = {FIRING: "🔴", PENDING: "🟡", OK: "🟢", NO_DATA: "⚪", STALE: "⚪"}
+        for state in rows:  # Core rows: columns by name
+            if state.rule not in self.rules:
+                continue
+            rule = self.rules[state.rule]
+            unit = get_kpi(parse_query(rule.query).kpi).unit_for(self.service.ctx.currency)
+            label = state.rule + (
+                f" ({rule.by}={state.dimension_value})" if state.dimension_value else ""
+            )
+            text = f"{icons.get(state.status, '⚪')} {label}: {state.status.replace('_', ' ')}"
+            if state.last_value is not None:
+                text += f", {fmt.value(state.last_value, unit)}"
+            if state.status == FIRING and state.fired_at is not None:
+                text += f", firing for {fmt.duration((now - state.fired_at).total_seconds() / 60)}"
+            seen[state.rule].append(text)
+        lines = []
+        for name, entries in seen.items():
+            lines.extend(entries or [f"⚪ {name}: not checked yet"])
+            if name in mutes:
+                lines.append(f"    muted until {mutes[name]:%Y-%m-%d %H:%M} UTC")
+        return lines
+
     def muted(self, rule: AlertConfig, now: datetime) -> bool:
         with self.engine.connect() as conn:
             until = conn.execute(

@@ -157,6 +157,7 @@ class KpiService:
         self.stream_tables = dict(stream_tables or {})
         # (rule, duration or None to unmute, who) -> what to say; set by the alert engine
         self.mute_handler: Callable[[str, timedelta | None, str], str] | None = None
+        self.alerts_handler: Callable[[], list[str]] | None = None
 
     # -- the core: a query to a Result and a Reply -----------------------------------------
 
@@ -202,6 +203,10 @@ class KpiService:
             return self._help(topic)
         if words == ["list"]:
             return Reply(title="KPIs you can ask for", kind="help", text=kpi_list(), ephemeral=True)
+        if words == ["alerts"]:
+            lines = self.alerts_handler() if self.alerts_handler is not None else []
+            body = "\n".join(lines) or "No alert rules are configured ([[alerts]] in the config)."
+            return Reply(title="Alert rules", kind="help", text=body, ephemeral=True)
         if words[0] == "mute":
             return self._mute(words[1:], request)
         here = words[-1] == "here"

@@ -87,6 +87,7 @@ class BotApp:
             min_gap=timedelta(minutes=bot.alert_check_minutes) / 2,
         )
         self.service.mute_handler = lambda rule, d, by: self.alerts.mute(rule, d, by, self.clock())
+        self.service.alerts_handler = lambda: self.alerts.status_lines(self.clock())
         self.deliverer = Deliverer(
             self.engine,
             self.platforms,

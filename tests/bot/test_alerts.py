@@ -337,3 +337,15 @@ def test_min_n_on_real_rows(engine: Engine, count: int, status: str) -> None:
         add_tickets(engine, at=START - timedelta(hours=3), count=count, first_reply=300)
     mark_synced(engine, START)
     assert alerts.check(START, persist=False)[0].status == status
+
+
+async def test_kpi_alerts_lists_every_rule_with_its_state(engine: Engine) -> None:
+    h = Harness(engine, {"above": 240})
+    service = h.alerts.service
+    service.alerts_handler = lambda: h.alerts.status_lines(h.clock())
+    request = CommandRequest(text="alerts", platform="slack", channel_id="C1")
+    assert "frt-high: not checked yet" in (service.reply_for(request).text or "")
+    await h.run([250, 250])
+    board = service.reply_for(request)
+    assert board.ephemeral and board.title == "Alert rules"
+    assert "🔴 frt-high: firing, 4h 10m, firing for" in (board.text or "")
