@@ -251,6 +251,8 @@ class KpiService:
         except QueryError as exc:
             return error_reply(exc)
         title = "How to ask kpibot" if topic is None else f"/kpi help {topic}"
+        if topic is None:
+            body += "\n\n" + BOT_COMMANDS_HELP
         return Reply(title=title, kind="help", text=body, ephemeral=True)
 
     def _mute(self, words: list[str], request: CommandRequest) -> Reply:
@@ -416,6 +418,14 @@ def parse_duration(text: str) -> timedelta | None:
     d, h, m = (int(g) if g else 0 for g in match.groups())
     total = timedelta(days=d, hours=h, minutes=m)
     return total if total > timedelta(0) else None
+
+
+BOT_COMMANDS_HELP = """Also:
+  /kpi nps last 30d here        post the answer in the channel, not only to you
+  /kpi list                     every KPI, one line each
+  /kpi help <kpi>               what a KPI means, its statistics and dimensions
+  /kpi alerts                   every alert rule and its state
+  /kpi mute <rule> 2h | off     hold an alert's notifications, or lift the mute"""
 
 
 def auto_grain(length: timedelta) -> str:

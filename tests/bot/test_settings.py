@@ -165,3 +165,14 @@ def test_a_digest_kpi_its_channel_may_not_show_is_a_config_error(tmp_path: Path)
     )
     with pytest.raises(ConfigError, match=r"digests\[0\]\.kpis\[1\].*mrr may not be shown"):
         validate_config(load_settings({}, config_path=path))
+
+
+def test_general_help_lists_the_bot_commands_too(tmp_path: Path, sqlite_engine) -> None:  # type: ignore[no-untyped-def]
+    from bot.commands import KpiService
+    from bot.platforms.base import CommandRequest
+
+    service = KpiService(sqlite_engine, load_settings({}), charts=False)
+    reply = service.reply_for(CommandRequest(text="help", platform="console", channel_id="main"))
+    assert reply.ephemeral and reply.kind == "help"
+    for words in ("frt p90 this week by day", "/kpi alerts", "/kpi mute", "here"):
+        assert words in (reply.text or "")
