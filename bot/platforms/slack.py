@@ -137,6 +137,18 @@ def _unreachable(exc: aiohttp.ClientError) -> PlatformError:
     return PlatformError(f"cannot reach the Slack API: {exc}", code="connection")
 
 
+class _DropTokenNotice(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment by itself and then warns that the
+    client we hand it wins: true, intended, and noise in every start-up log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+_BOLT_LOG = logging.getLogger("bot.platforms.slack.bolt")
+_BOLT_LOG.addFilter(_DropTokenNotice())
+
+
 class SlackPlatform:
     """kpibot on Slack. ``mode="socket"`` (``kpibot run``) needs ``SLACK_APP_TOKEN``;
     ``mode="http"`` (``kpibot serve``) needs ``SLACK_SIGNING_SECRET`` and listens on
@@ -203,7 +215,7 @@ class SlackPlatform:
             process_before_response=True,
             signing_secret=self._signing_secret,
             name="kpibot",
-            logger=logging.getLogger("bot.platforms.slack.bolt"),
+            logger=_BOLT_LOG,
         )
         self.app.command(COMMAND)(self._on_kpi)
         self._pacer = ChannelPacer(clock=clock, sleep=sleep)
