@@ -401,8 +401,9 @@ def error_reply(exc: QueryError) -> Reply:
     message = getattr(exc, "message", None) or str(exc)
     suggestion = getattr(exc, "suggestion", None)
     text = message
-    if suggestion and suggestion not in message:
-        text += f"\nDid you mean: {suggestion}"
+    # Quoted, as the parser quotes words: "nps" is inside “npss” but was not said there.
+    if suggestion and f"“{suggestion}”" not in message:
+        text += f"\nDid you mean “{suggestion}”?"
     text += "\nTry `/kpi nps last 30d`, `/kpi list` or `/kpi help`."
     return Reply(title="I could not read that query", kind="error", text=text, ephemeral=True)
 

@@ -1,12 +1,12 @@
 """The whole path a user takes: a signed `/kpi` over HTTP into the real Slack adapter, the
-real KpiService answering from a warehouse synced from the demo source, and the answer with
-its chart arriving at the fake Slack Web API. Nothing is stubbed but Slack itself."""
+real KpiService answering from a warehouse synced from the demo source (``warehouse`` in
+conftest.py), and the answer with its chart arriving at the fake Slack Web API. Nothing is
+stubbed but Slack itself. The same path on Discord: test_end_to_end_discord.py."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -17,8 +17,6 @@ from bot.commands import KpiService
 from bot.platforms.slack import SlackPlatform
 from bot.settings import load_settings
 from bot.sources import stream_tables
-from integrations.demo import DemoConnector
-from integrations.runner import SyncRunner
 from tests.fakes.slack_api import (
     APP_TOKEN,
     BOT_TOKEN,
@@ -30,20 +28,7 @@ from tests.fakes.slack_api import (
     signed_headers,
     slash_command,
 )
-
-NOW = datetime(2026, 11, 24, 10, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from bot.db import make_engine, upgrade
-
-    path = tmp_path_factory.mktemp("e2e") / "kpibot.db"
-    engine = make_engine(f"sqlite:///{path}")
-    upgrade(engine)
-    SyncRunner(engine, clock=lambda: NOW).sync(DemoConnector(seed=42, end=NOW))
-    engine.dispose()
-    return path
+from tests.platforms.conftest import DEMO_NOW as NOW
 
 
 @pytest.fixture
@@ -113,7 +98,7 @@ async def test_a_malformed_query_gets_ephemeral_help_with_a_suggestion(slack) ->
     assert fake.of("chat.postMessage") == []
     replies = [c.params for c in fake.of("response")]
     shown = json.dumps(replies, ensure_ascii=False)
-    assert "nps" in shown and "kpi help" in shown.lower()
+    assert "Did you mean “nps”?" in shown and "kpi help" in shown.lower()
 
 
 async def test_revenue_is_refused_outside_its_channel_and_answered_inside(slack) -> None:  # type: ignore[no-untyped-def]
