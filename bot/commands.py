@@ -41,6 +41,7 @@ from metrics import (
     kpi_list,
     parse_query,
 )
+from metrics.windows import DEFAULT_WINDOW, resolve
 
 log = logging.getLogger(__name__)
 
@@ -182,16 +183,22 @@ class KpiService:
         now = now or self.clock()
         want_chart = self.charts if chart is None else chart
         with self.engine.connect() as conn:
-            result = evaluate(conn, query, self.ctx, now=now)
-            fresh = self.freshness_for(conn, kpi, now)
-            drawn = result
-            if want_chart and not result.series and _chartable_over_time(query, kpi):
-                grain = auto_grain(result.end - result.start)
+            result = drawn = None
+            if want_chart and _chartable_over_time(query, kpi):
+                # A grained evaluation carries the window's total too, so the figure comes
+                # from the same pass as its chart: evaluating both doubled the SQL (MRR vs
+                # previous on 100k subscriptions: ~300 ms more per answer).
+                window = resolve(query.window or DEFAULT_WINDOW, self.ctx.timezone, now)
+                grain = auto_grain(window.end - window.start)
                 try:
                     drawn = evaluate(conn, replace(query, grain=grain), self.ctx, now=now)
-                except QueryError:
-                    drawn = result
-        rendered = self._chart(drawn) if want_chart else None
+                    result = replace(drawn, grain=None, series=(), previous_series=())
+                except QueryError:  # e.g. too many buckets: answer without the time chart
+                    pass
+            if result is None:
+                result = evaluate(conn, query, self.ctx, now=now)
+            fresh = self.freshness_for(conn, kpi, now)
+        rendered = self._chart(drawn or result) if want_chart else None
         return Answer(query, kpi, result, result_reply(result, kpi, fresh, rendered, now=now))
 
     def reply_for(self, request: CommandRequest, *, now: datetime | None = None) -> Reply:
@@ -439,10 +446,12 @@ def auto_grain(length: timedelta) -> str:
 
 
 def _chartable_over_time(query: Query, kpi: KPI) -> bool:
+    """A single figure (no series of its own) that can be drawn as a series over time."""
     return (
         query.grain is None
         and query.dimension is None
         and query.ranking is None
+        and kpi.default_grain is None
         and bool(kpi.grains)
     )
 

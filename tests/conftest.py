@@ -1,4 +1,5 @@
-"""Shared fixtures: a fresh database per test on SQLite, and on PostgreSQL when reachable.
+"""Shared fixtures: a fresh database per test on SQLite, and on PostgreSQL when reachable;
+and one read-only warehouse synced from the demo source, for end-to-end tests.
 
 PostgreSQL runs when ``KPIBOT_TEST_POSTGRES_URL`` is set (CI sets it); each test gets its
 own schema, so parallel runs and helpers never see each other's rows.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,8 @@ from bot.db import make_engine
 from metrics.schema import Base
 
 POSTGRES_URL = os.environ.get("KPIBOT_TEST_POSTGRES_URL")
+# The instant the demo warehouse's data ends; services over it get this as their clock.
+DEMO_NOW = datetime(2026, 11, 24, 10, tzinfo=UTC)
 
 
 def _postgres_reason() -> str | None:
@@ -80,3 +84,18 @@ def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
     Base.metadata.create_all(eng)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file with a year of demo data synced through the real runner; read only."""
+    from bot.db import upgrade
+    from integrations.demo import DemoConnector
+    from integrations.runner import SyncRunner
+
+    path = tmp_path_factory.mktemp("e2e") / "kpibot.db"
+    eng = make_engine(f"sqlite:///{path}")
+    upgrade(eng)
+    SyncRunner(eng, clock=lambda: DEMO_NOW).sync(DemoConnector(seed=42, end=DEMO_NOW))
+    eng.dispose()
+    return path

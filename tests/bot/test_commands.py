@@ -2,10 +2,64 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from bot.commands import error_reply
-from metrics import QueryError, parse_query
+import bot.commands
+from bot.commands import KpiService, error_reply
+from bot.db import make_engine
+from bot.settings import load_settings
+from metrics import QueryError, Result, parse_query
+from tests.conftest import DEMO_NOW
+
+
+@pytest.fixture
+def service(warehouse: Path) -> Iterator[KpiService]:
+    engine = make_engine(f"sqlite:///{warehouse}")
+    yield KpiService(engine, load_settings({}), clock=lambda: DEMO_NOW)
+    engine.dispose()
+
+
+def counting_evaluate(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the text of every query KpiService evaluates."""
+    evaluated: list[str] = []
+    real = bot.commands.evaluate
+
+    def evaluate(conn: Any, query: Any, ctx: Any, *, now: Any) -> Result:
+        evaluated.append(str(query))
+        return real(conn, query, ctx, now=now)
+
+    monkeypatch.setattr(bot.commands, "evaluate", evaluate)
+    return evaluated
+
+
+@pytest.mark.parametrize("text", ["nps last 30d", "mrr", "frt p90 last 12w", "csat this month"])
+def test_a_figure_and_its_chart_over_time_come_from_one_evaluation(
+    service: KpiService, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    plain = service.ask(text, compare=True, chart=False)
+    evaluated = counting_evaluate(monkeypatch)
+
+    charted = service.ask(text, compare=True, chart=True)
+
+    assert len(evaluated) == 1 and " by " in evaluated[0]  # the grained query, only
+    assert charted.reply.chart is not None
+    assert charted.result == plain.result  # the same figure, comparison and detail
+    assert charted.reply.headline == plain.reply.headline
+
+
+def test_a_query_with_its_own_series_is_evaluated_once_as_asked(
+    service: KpiService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    evaluated = counting_evaluate(monkeypatch)
+
+    answer = service.ask("tickets last 7d by channel", compare=True)
+
+    assert evaluated == [str(parse_query("tickets last 7d by channel vs previous"))]
+    assert answer.result.series and answer.reply.chart is not None
 
 
 @pytest.mark.parametrize(

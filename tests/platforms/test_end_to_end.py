@@ -1,7 +1,7 @@
 """The whole path a user takes: a signed `/kpi` over HTTP into the real Slack adapter, the
-real KpiService answering from a warehouse synced from the demo source (``warehouse`` in
-conftest.py), and the answer with its chart arriving at the fake Slack Web API. Nothing is
-stubbed but Slack itself. The same path on Discord: test_end_to_end_discord.py."""
+real KpiService answering from a warehouse synced from the demo source (``warehouse``,
+tests/conftest.py), and the answer with its chart arriving at the fake Slack Web API.
+Nothing is stubbed but Slack itself. The same path on Discord: test_end_to_end_discord.py."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from bot.commands import KpiService
 from bot.platforms.slack import SlackPlatform
 from bot.settings import load_settings
 from bot.sources import stream_tables
+from tests.conftest import DEMO_NOW as NOW
 from tests.fakes.slack_api import (
     APP_TOKEN,
     BOT_TOKEN,
@@ -28,7 +29,6 @@ from tests.fakes.slack_api import (
     signed_headers,
     slash_command,
 )
-from tests.platforms.conftest import DEMO_NOW as NOW
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from bot.platforms.discord import TONE_COLOURS, DiscordPlatform
 from bot.settings import load_settings
 from bot.sources import stream_tables
 from metrics import KPIS
+from tests.conftest import DEMO_NOW as NOW
 from tests.fakes.discord_api import (
     APP_ID,
     CHANNEL_ID,
@@ -25,7 +26,6 @@ from tests.fakes.discord_api import (
     point_gateway_at,
     slash_command_interaction,
 )
-from tests.platforms.conftest import DEMO_NOW as NOW
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FINANCE_CHANNEL_ID = 1300000000000000099
