@@ -348,9 +348,7 @@ def result_reply(
 def headline_text(result: Result) -> str:
     if result.value is None:
         return "No data in this window"
-    text = fmt.value(result.value, result.unit)
-    if result.kpi == "nps" and result.value > 0:
-        text = "+" + text
+    text = fmt.figure(result, result.value)
     moe = result.extra.get("margin_of_error")
     if isinstance(moe, int | float):
         text += f" ±{moe:.0f}" if result.unit == "score" else f" ±{moe:.1f}"

@@ -135,15 +135,13 @@ def _field(line: DigestLine) -> Field:
         return Field(label, "unavailable", Tone.NEUTRAL)
     if result.value is None:
         return Field(label, "no data", Tone.NEUTRAL)
-    value = fmt.value(result.value, result.unit)
-    if result.kpi == "nps" and result.value > 0:
-        value = "+" + value
+    value = fmt.figure(result, result.value)
     if line.stale:
         return Field(f"{label} ⚠ stale", value, Tone.NEUTRAL)
-    delta = result.change
+    delta = fmt.shown_change(result)
     if delta is not None and not fmt.unchanged(delta, result.unit):
         arrow = "▲" if delta > 0 else "▼"
-        value += f"  {arrow} {fmt.change(delta, result.unit)}"
+        value += f"  {arrow} {fmt.change_of(result)}"
     elif delta is not None:
         value += "  = unchanged"
     return Field(label, value, fmt.tone(result))

@@ -33,7 +33,9 @@ def money(amount: float, currency: str) -> str:
     symbol = CURRENCY_SYMBOLS.get(currency.upper())
     a = abs(amount)
     sign = "-" if amount < 0 else ""
-    text = f"{a / 1e6:.2f}M" if a >= 1e6 else f"{a:,.0f}" if a >= 1000 else f"{a:,.2f}"
+    # Cents only where there are some: "$199 → $499", not "$199.00 → $499.00".
+    whole = a >= 1000 or round(a, 2) == round(a)
+    text = f"{a / 1e6:.2f}M" if a >= 1e6 else f"{a:,.0f}" if whole else f"{a:,.2f}"
     return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency.upper()}"
 
 
@@ -70,28 +72,58 @@ def unchanged(delta: float, unit: str) -> bool:
     return change(delta, unit) == change(0, unit)
 
 
+def figure(result: Result, v: float | None) -> str:
+    """A value of ``result``'s KPI as every reply shows it: NPS with its sign ("+21")."""
+    text = value(v, result.unit)
+    return "+" + text if result.kpi == "nps" and v is not None and v > 0 else text
+
+
+def _score_digits(result: Result) -> int:
+    # value() shows a score whole from 10 up, to one decimal below.
+    pair = (result.value or 0.0, result.previous or 0.0)
+    return 1 if min(abs(v) for v in pair) < 10 else 0
+
+
+def shown_change(result: Result) -> float | None:
+    """The change between the figures as they are shown: NPS "+21" after "+31" fell by 10,
+    not by the 9.7 between the unrounded scores, which read as an arithmetic slip."""
+    if result.value is None or result.previous is None:
+        return None
+    if result.unit != "score":
+        return result.value - result.previous
+    digits = _score_digits(result)
+    return round(result.value, digits) - round(result.previous, digits)
+
+
+def change_of(result: Result) -> str:
+    """The size of :func:`shown_change`, in the precision of the figures beside it."""
+    delta = shown_change(result) or 0.0
+    if result.unit == "score" and _score_digits(result) == 0:
+        return f"{abs(delta):.0f}"
+    return change(delta, result.unit)
+
+
 def tone(result: Result) -> Tone:
-    delta = result.change
+    delta = shown_change(result)
     if delta is None or result.higher_is_better is None or unchanged(delta, result.unit):
         return Tone.NEUTRAL
     return Tone.GOOD if (delta > 0) == result.higher_is_better else Tone.BAD
 
 
 def comparison(result: Result) -> str | None:
-    """ "▲ 4.1 pts vs previous 30 days" or None when nothing was compared."""
+    """ "▲ 4.1 pts vs previous period (76.0%)" or None when nothing was compared."""
     if result.comparison is None:
         return None
     against = "last year" if result.comparison == "last_year" else "previous period"
     if result.previous is None:
         return f"no data in the {against} to compare with"
-    delta = result.change
+    delta = shown_change(result)
     assert delta is not None
+    before = figure(result, result.previous)
     if unchanged(delta, result.unit):
-        return f"= unchanged vs {against} ({value(result.previous, result.unit)})"
+        return f"= unchanged vs {against} ({before})"
     arrow = "▲" if delta > 0 else "▼"
-    return (
-        f"{arrow} {change(delta, result.unit)} vs {against} ({value(result.previous, result.unit)})"
-    )
+    return f"{arrow} {change_of(result)} vs {against} ({before})"
 
 
 def window(start: datetime, end: datetime, tz: ZoneInfo) -> str:
