@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+ARROWS = ("▲", "▼", "= ")  # how a change starts: "▲ 3.1 pts", "= unchanged"
+
 
 class Tone(StrEnum):
     """How a change reads for the KPI it belongs to: colour it, never guess it from the sign."""
@@ -16,6 +18,11 @@ class Tone(StrEnum):
     GOOD = "good"
     BAD = "bad"
     NEUTRAL = "neutral"
+
+
+# A coloured emoji shows the same on light and dark themes, in Slack and Discord alike; the
+# ▲/▼ beside it says the direction, the colour whether that is good for this KPI.
+TONE_MARK = {Tone.GOOD: "🟢 ", Tone.BAD: "🔴 ", Tone.NEUTRAL: ""}
 
 
 @dataclass(frozen=True)
@@ -48,14 +55,63 @@ class Reply:
     ephemeral: bool = False
 
     def plain_text(self) -> str:
-        """A readable plain-text rendering: the fallback text every platform needs."""
+        """A readable plain-text rendering: the fallback text every platform needs.
+
+        A digest's figures come before its sections (movers, comments), as on screen, so a
+        notification's preview shows the KPIs.
+        """
         lines = [self.title]
         if self.headline:
             lines.append(self.headline + (f"   {self.comparison}" if self.comparison else ""))
         elif self.comparison:
             lines.append(self.comparison)
-        if self.text:
-            lines.append(self.text)
-        lines.extend(f"{f.label}: {f.value}" for f in self.fields)
+        fields = [f"{f.label}: {f.value}" for f in self.fields]
+        if self.kind == "digest" and self.text:
+            lead, sections = text_sections(self.text)
+            lines.extend(filter(None, [lead, *fields]))
+            for title, body in sections:
+                lines.append(f"{title}:")
+                lines.extend(f"  {line}" for line in body.splitlines())
+        else:
+            lines.extend(filter(None, [self.text, *fields]))
         lines.extend(self.context)
         return "\n".join(lines)
+
+
+def text_sections(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """``text`` as its leading lines and its titled sections.
+
+    A section is a line ending in ":" followed by indented lines, as a digest writes
+    "Top MRR movers:" and one "  Acme: +$300 (expansion)" line per customer. Platforms
+    show a digest's sections after its figures and any other line (a warning) before.
+    """
+    lead: list[str] = []
+    sections: list[tuple[str, list[str]]] = []
+    lines = text.splitlines()
+    in_section = False
+    for i, line in enumerate(lines):
+        indented = line.startswith((" ", "\t"))
+        if indented and in_section:
+            sections[-1][1].append(line.strip())
+        elif not indented and line.endswith(":") and lines[i + 1 : i + 2] != []:
+            in_section = lines[i + 1].startswith((" ", "\t"))
+            if in_section:
+                sections.append((line[:-1].strip(), []))
+            else:
+                lead.append(line)
+        else:
+            in_section = False
+            lead.append(line)
+    return "\n".join(lead).strip(), [(title, "\n".join(body)) for title, body in sections]
+
+
+def mark_change(value: str, mark: str) -> str:
+    """``mark`` (a tone's colour) put before the change in ``value``, else before it all.
+
+    "-16  ▼ 37" → "-16  🔴 ▼ 37": the colour belongs to the change, and the figures stay
+    lined up down a column of fields whether or not they carry a colour.
+    """
+    if not mark:
+        return value
+    at = min((i for i in (value.find(a) for a in ARROWS) if i > 0), default=0)
+    return value[:at] + mark + value[at:]

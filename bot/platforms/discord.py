@@ -45,7 +45,7 @@ from discord import app_commands
 
 from bot.errors import ConfigError, PlatformError
 from bot.platforms.base import CommandHandler, CommandRequest
-from bot.replies import Reply, Tone
+from bot.replies import TONE_MARK, Reply, Tone, mark_change, text_sections
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -66,6 +66,8 @@ TONE_COLOURS: dict[Tone, int] = {
 _TITLE_MAX, _DESCRIPTION_MAX, _FOOTER_MAX, _TOTAL_MAX = 256, 4096, 2048, 6000
 _FIELDS_MAX, _FIELD_NAME_MAX, _FIELD_VALUE_MAX = 25, 256, 1024
 _CHOICES_MAX, _CHOICE_MAX = 25, 100  # autocomplete: choices per answer, characters per choice
+
+_SIGNED = frozenset("🚨🔔✅⚠⏰")  # alert titles that start with their own sign
 
 # A rate limit longer than this is an outage, not a pause: give up and say so.
 _MAX_RETRY_AFTER = 60.0
@@ -106,10 +108,14 @@ def render_embed(reply: Reply) -> dict[str, Any]:
         lines.append(f"**{reply.headline}**")
     if reply.comparison:
         lines.append(reply.comparison)
-    if reply.text:
+    text = reply.text or ""
+    sections: list[tuple[str, str]] = []
+    if reply.kind == "digest":  # sections go below the figures, as fields of their own
+        text, sections = text_sections(text)
+    if text:
         if lines:
             lines.append("")
-        lines.append(reply.text)
+        lines.append(text)
     embed: dict[str, Any] = {
         "title": _clip(reply.title, _TITLE_MAX),
         "color": TONE_COLOURS[reply.tone],
@@ -117,16 +123,28 @@ def render_embed(reply: Reply) -> dict[str, Any]:
     if lines:
         embed["description"] = _clip("\n".join(lines), _DESCRIPTION_MAX)
     if reply.context:
-        embed["footer"] = {"text": _clip(" · ".join(reply.context), _FOOTER_MAX)}
+        # A footer is plain text: Discord would show "Rule `frt-high`" with its backticks.
+        footer = " · ".join(reply.context).replace("`", "")
+        embed["footer"] = {"text": _clip(footer, _FOOTER_MAX)}
     if reply.chart is not None:
         embed["image"] = {"url": f"attachment://{chart_filename(reply)}"}
+    # The embed's colour is the reply's tone; a field with a tone of its own (a digest's
+    # KPIs, better or worse each) says so as on Slack, by its change.
     fields = [
         {
             "name": _clip(f.label, _FIELD_NAME_MAX) or "\u200b",  # an empty name is refused
-            "value": _clip(f.value, _FIELD_VALUE_MAX) or "\u200b",
+            "value": _clip(mark_change(f.value, TONE_MARK[f.tone]), _FIELD_VALUE_MAX) or "\u200b",
             "inline": len(f.value) <= 40,
         }
         for f in reply.fields
+    ]
+    fields += [
+        {
+            "name": _clip(title, _FIELD_NAME_MAX),
+            "value": _clip(body, _FIELD_VALUE_MAX) or "\u200b",
+            "inline": False,
+        }
+        for title, body in sections
     ]
     _fit(embed, fields)
     return embed
@@ -134,7 +152,10 @@ def render_embed(reply: Reply) -> dict[str, Any]:
 
 def notification_text(reply: Reply) -> str | None:
     """Message text beside the embed: an alert's title, so a phone notification says it."""
-    return _clip(f"🔔 {reply.title}", 2000) if reply.kind == "alert" else None
+    if reply.kind != "alert":
+        return None
+    # "🚨 Alert: …", "✅ Resolved: …" carry their own sign; a bell before them would be two.
+    return _clip(reply.title if reply.title[:1] in _SIGNED else f"🔔 {reply.title}", 2000)
 
 
 def chart_filename(reply: Reply) -> str:

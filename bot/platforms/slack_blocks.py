@@ -8,7 +8,8 @@ field still goes out.
 How tone reads: Block Kit has no colour inside blocks, and the legacy attachment colour bar
 folds content behind "Show more". A coloured emoji (🟢 better, 🔴 worse) before the
 comparison is opaque on light and dark themes alike, and the ▲/▼ in the comparison text
-keeps the direction readable for colour-blind readers and in notifications.
+keeps the direction readable for colour-blind readers and in notifications. In a field
+the emoji sits by the change ("-16  🔴 ▼ 37"), so the figures line up down the column.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from bot.replies import Field, Reply, Tone
+from bot.replies import TONE_MARK, Field, Reply, mark_change, text_sections
 
 # Block Kit limits (https://docs.slack.dev/reference/block-kit/blocks).
 MAX_BLOCKS = 50
@@ -30,8 +31,6 @@ MAX_CONTEXT_TEXT = 3000
 # Slack truncates messages past 40,000 characters and advises staying under 4,000.
 MAX_FALLBACK_TEXT = 4000
 ELLIPSIS = "…"
-
-TONE_MARK = {Tone.GOOD: "🟢 ", Tone.BAD: "🔴 ", Tone.NEUTRAL: ""}
 
 Block = dict[str, Any]
 
@@ -51,7 +50,7 @@ def _mrkdwn(text: str) -> dict[str, str]:
 
 
 def _field_text(field: Field) -> str:
-    return f"*{escape(field.label)}*\n{TONE_MARK[field.tone]}{escape(field.value)}"
+    return f"*{escape(field.label)}*\n{mark_change(escape(field.value), TONE_MARK[field.tone])}"
 
 
 def render_blocks(reply: Reply, *, notes: Sequence[str] = ()) -> list[Block]:
@@ -69,12 +68,18 @@ def render_blocks(reply: Reply, *, notes: Sequence[str] = ()) -> list[Block]:
         figure.append(TONE_MARK[reply.tone] + escape(reply.comparison))
     if figure:
         blocks.append({"type": "section", "text": _mrkdwn("\n".join(figure))})
-    if reply.text and reply.text.strip():
-        blocks.append({"type": "section", "text": _mrkdwn(escape(reply.text))})
+    text = reply.text or ""
+    sections: list[tuple[str, str]] = []
+    if reply.kind == "digest":  # the figures first, then who moved them and what they said
+        text, sections = text_sections(text)
+    if text.strip():
+        blocks.append({"type": "section", "text": _mrkdwn(escape(text))})
     if reply.fields:
         blocks.append(
             {"type": "section", "fields": [_mrkdwn(_field_text(f)) for f in reply.fields]}
         )
+    for title, body in sections:
+        blocks.append({"type": "section", "text": _mrkdwn(f"*{escape(title)}*\n{escape(body)}")})
     small_print = [*reply.context, *notes]
     if small_print:
         blocks.append(

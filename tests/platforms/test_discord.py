@@ -203,7 +203,7 @@ async def test_kpi_is_deferred_then_answered_with_an_embed_and_the_chart(
     assert embed["color"] == TONE_COLOURS[Tone.BAD]
     assert [(f["name"], f["value"]) for f in embed["fields"]] == [
         ("Promoters", "51%"),
-        ("Detractors", "9%"),
+        ("Detractors", "🔴 9%"),  # a field's own tone, as on Slack
     ]
     assert embed["footer"]["text"] == "1 Dec – 30 Dec 2025 · data as of 09:00 UTC"
     assert embed["image"]["url"] == "attachment://chart.png"

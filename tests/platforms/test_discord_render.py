@@ -107,6 +107,44 @@ def test_only_alerts_carry_message_text_for_notifications() -> None:
 
 
 @pytest.mark.parametrize(
+    "title", ["🚨 Alert: frt-high", "🔔 Reminder: frt-high", "✅ Resolved: frt-high"]
+)
+def test_an_alert_title_with_its_own_sign_gets_no_second_one(title: str) -> None:
+    assert notification_text(Reply(title=title, kind="alert")) == title
+
+
+def test_a_digest_has_its_kpis_inline_then_movers_and_comments_as_wide_fields() -> None:
+    reply = Reply(
+        title="Acme · Morning digest",
+        kind="digest",
+        fields=(Field("NPS", "-16  ▼ 37", Tone.BAD), Field("Ticket volume", "276  ▲ 21")),
+        text=(
+            "⚠ Figures marked stale come from a source that has not synced recently.\n"
+            "Top MRR movers:\n  Acme: +$300 (expansion)\n  Initech: −$199 (churn)\n"
+            "New detractor comments:\n  “Slow replies lately.” — NPS 5"
+        ),
+    )
+
+    embed = render_embed(reply)
+
+    assert embed["description"].startswith("⚠ Figures marked stale")
+    assert [(f["name"], f["value"], f["inline"]) for f in embed["fields"]] == [
+        ("NPS", "-16  🔴 ▼ 37", True),
+        ("Ticket volume", "276  ▲ 21", True),
+        ("Top MRR movers", "Acme: +$300 (expansion)\nInitech: −$199 (churn)", False),
+        ("New detractor comments", "“Slow replies lately.” — NPS 5", False),
+    ]
+
+
+def test_the_footer_is_plain_text_without_markdown_backticks() -> None:
+    embed = render_embed(
+        Reply(title="🚨 Alert: frt-high", kind="alert", context=("Rule `frt-high`",))
+    )
+
+    assert embed["footer"]["text"] == "Rule frt-high"
+
+
+@pytest.mark.parametrize(
     ("typed", "expected"),
     [
         ("np", ["nps"]),

@@ -50,6 +50,49 @@ def test_an_answer_renders_header_figure_fields_and_small_print() -> None:
     ]
 
 
+DIGEST = Reply(
+    title="Acme · Morning digest",
+    kind="digest",
+    fields=(
+        Field("NPS", "-16  ▼ 37", Tone.BAD),
+        Field("Ticket volume", "276  ▲ 21"),
+        Field("First contact resolution", "54.9%  ▲ 5.9 pts", Tone.GOOD),
+    ),
+    text=(
+        "⚠ Figures marked stale come from a source that has not synced recently.\n"
+        "Top MRR movers:\n  Acme: +$300 (expansion, $199 → $499)\n"
+        "New detractor comments:\n  “Slow replies lately.” — NPS 5"
+    ),
+    context=("last 7d, vs the period before",),
+)
+
+
+def test_a_digest_shows_its_figures_before_its_movers_and_comments() -> None:
+    blocks = render_blocks(DIGEST)
+
+    assert check_blocks(blocks) == []
+    assert [b["type"] for b in blocks] == ["header", *["section"] * 4, "context"]
+    assert blocks[1]["text"]["text"].startswith("⚠ Figures marked stale")  # warnings first
+    assert [f["text"] for f in blocks[2]["fields"]] == [
+        "*NPS*\n-16  🔴 ▼ 37",  # the colour by the change, the figures lined up
+        "*Ticket volume*\n276  ▲ 21",
+        "*First contact resolution*\n54.9%  🟢 ▲ 5.9 pts",
+    ]
+    assert blocks[3]["text"]["text"] == "*Top MRR movers*\nAcme: +$300 (expansion, $199 → $499)"
+    assert blocks[4]["text"]["text"].startswith("*New detractor comments*\n“Slow")
+
+
+def test_a_digests_notification_text_starts_with_its_figures() -> None:
+    lines = fallback_text(DIGEST).splitlines()
+
+    assert lines[:3] == ["Acme · Morning digest", lines[1], "NPS: -16  ▼ 37"]
+    assert lines[1].startswith("⚠")
+    assert lines.index("Top MRR movers:") > lines.index(
+        "First contact resolution: 54.9%  ▲ 5.9 pts"
+    )
+    assert "  Acme: +$300 (expansion, $199 → $499)" in lines
+
+
 def test_a_neutral_comparison_has_no_colour_mark() -> None:
     blocks = render_blocks(Reply(title="Tickets", headline="412", comparison="▲ 3 vs last week"))
     assert blocks[1]["text"]["text"] == "*412*\n▲ 3 vs last week"
