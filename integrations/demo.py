@@ -118,6 +118,7 @@ class _Generator:
 
     def _customers_and_billing(self) -> None:
         rng = self.rng
+        names = _company_names(rng, 500)
         for i in range(500):
             cid = f"cus_demo{i:04d}"
             if i < 340:  # customers from before the year shown
@@ -132,7 +133,7 @@ class _Generator:
                 created,
                 id=cid,
                 source="demo",
-                name=f"{_company(rng)} ({i})",
+                name=names[i],
                 email=f"billing@customer{i}.example",
                 plan=plan,
                 segment=SEGMENT_OF_PLAN.get(plan, "enterprise"),
@@ -595,23 +596,58 @@ def _business_minutes(a: datetime, b: datetime) -> float:
     return total
 
 
-def _company(rng: random.Random) -> str:
-    first = (
-        "Acme",
-        "Globex",
-        "Initech",
-        "Umbrella",
-        "Hooli",
-        "Vandelay",
-        "Stark",
-        "Wayne",
-        "Wonka",
-        "Tyrell",
-        "Soylent",
-        "Cyberdyne",
-        "Aperture",
-        "Pied Piper",
-        "Dunder",
-    )
-    second = ("Labs", "Corp", "Systems", "Analytics", "Logistics", "Studio", "Health", "Foods")
-    return f"{rng.choice(first)} {rng.choice(second)}"
+_FIRST = (
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Hooli",
+    "Vandelay",
+    "Stark",
+    "Wayne",
+    "Wonka",
+    "Tyrell",
+    "Soylent",
+    "Cyberdyne",
+    "Aperture",
+    "Pied Piper",
+    "Dunder",
+    "Massive",
+    "Oscorp",
+    "Gringotts",
+    "Monarch",
+    "Nakatomi",
+    "Prestige",
+    "Sterling",
+    "Virtucon",
+    "Zorg",
+    "Bluth",
+)
+_SECOND = (
+    "Labs",
+    "Corp",
+    "Systems",
+    "Analytics",
+    "Logistics",
+    "Studio",
+    "Health",
+    "Foods",
+    "Media",
+    "Robotics",
+    "Energy",
+    "Capital",
+    "Travel",
+    "Textiles",
+    "Software",
+    "Partners",
+    "Outdoors",
+    "Pharma",
+    "Freight",
+    "Games",
+)
+
+
+def _company_names(rng: random.Random, count: int) -> list[str]:
+    """``count`` distinct believable company names (25 × 20 combinations)."""
+    combos = [f"{a} {b}" for a in _FIRST for b in _SECOND]
+    return rng.sample(combos, count)
