@@ -99,6 +99,8 @@ class ZendeskConnector:
     @classmethod
     def from_settings(cls, settings: Any, **kwargs: Any) -> ZendeskConnector:
         creds = settings.sources["zendesk"]
+        tuning = settings.config.sources.zendesk
+        kwargs.setdefault("requests_per_minute", tuning.export_requests_per_minute)
         return cls(
             subdomain=setting(creds.values, "ZENDESK_SUBDOMAIN"),
             email=setting(creds.values, "ZENDESK_EMAIL"),
