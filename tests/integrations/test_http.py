@@ -148,9 +148,18 @@ def test_plenty_of_rate_limit_left_costs_nothing() -> None:
     assert time.slept == []
 
 
-def test_a_pacer_spaces_requests() -> None:
+def test_a_pacer_spaces_requests_a_little_wider_than_the_limit() -> None:
     api, time, _ = client([OK])
     pacer = Pacer(6.0)
     for _ in range(3):
         api.get_json("/x", pacer=pacer)
-    assert time.slept == [6.0, 6.0]
+    assert time.slept == pytest.approx([6.06, 6.06])  # 1 % margin against arrival jitter
+
+
+def test_a_late_request_does_not_squeeze_the_next_gap() -> None:
+    pacer = Pacer(6.0, margin=0.0)
+    assert pacer.wait(0.0) == 0.0
+    pacer.sent(0.0)
+    assert pacer.wait(1.0) == 5.0
+    pacer.sent(6.4)  # the sleep overran: it left late
+    assert pacer.wait(6.4) == 6.0  # the next gap is still whole, not 5.6
