@@ -53,9 +53,19 @@ from integrations.base import (
     Timeline,
 )
 from integrations.errors import InvalidRecord
-from integrations.http import ApiClient, Monotonic, RetryPolicy, Sleep
+from integrations.http import ApiClient, Hints, Monotonic, RetryPolicy, Sleep
 from integrations.mapping import epoch, setting
 from metrics.schema import Customer, Invoice, Subscription, SubscriptionItem, SubscriptionPeriod
+
+HINTS = Hints(
+    unauthorized="Stripe did not accept STRIPE_API_KEY: use a secret (sk_…) or restricted "
+    "(rk_…) key of the account, live or test as intended",
+    forbidden="STRIPE_API_KEY may not read this: a restricted key needs read access to "
+    "customers, subscriptions, invoices, events, coupons and prices",
+    not_found="Stripe has no such resource: if STRIPE_BASE_URL is set, check it; a key of "
+    "another account or mode (test/live) also gets this",
+    unreachable="could not connect to Stripe: check STRIPE_BASE_URL if set, and the network",
+)
 
 EVENT_TYPES = (
     "customer.created",
@@ -114,6 +124,7 @@ class StripeConnector:
             transport=transport,
             sleep=sleep,
             monotonic=monotonic,
+            hints=HINTS,
         )
         self.page_size = min(max(page_size, 1), 100)
         self._coupons: dict[str, dict[str, Any]] = {}

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from integrations.errors import FatalSyncError, RetriableSyncError
-from integrations.http import ApiClient, Pacer, RetryPolicy
+from integrations.http import ApiClient, Hints, Pacer, RetryPolicy
 from tests.integrations.harness import FakeTime
 
 NOW = datetime(2026, 3, 2, 12, 0, 0, tzinfo=UTC)
@@ -24,6 +24,7 @@ def client(
     *,
     policy: RetryPolicy = RetryPolicy(),
     rng: float = 1.0,
+    hints: Hints = Hints(),
 ) -> tuple[ApiClient, FakeTime, list[httpx.Request]]:
     time = FakeTime()
     seen: list[httpx.Request] = []
@@ -45,6 +46,7 @@ def client(
         wall_clock=lambda: NOW,
         rng=lambda: rng,
         transport=httpx.MockTransport(handler),
+        hints=hints,
     )
     return api, time, seen
 
@@ -113,6 +115,49 @@ def test_client_errors_fail_at_once(status: int) -> None:
     with pytest.raises(FatalSyncError, match=f"HTTP {status}"):
         api.get_json("/v1/x")
     assert len(seen) == 1 and time.slept == []
+
+
+HINTS = Hints(
+    unauthorized="check EXAMPLE_API_KEY",
+    forbidden="the key needs read access",
+    not_found="check EXAMPLE_BASE_URL",
+    unreachable="could not connect: check EXAMPLE_BASE_URL",
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "hint"),
+    [
+        (401, "check EXAMPLE_API_KEY"),
+        (403, "the key needs read access"),
+        (404, "check EXAMPLE_BASE_URL"),
+        (301, "check EXAMPLE_BASE_URL"),  # a wrong subdomain is often redirected
+    ],
+)
+def test_a_refusal_says_which_setting_to_check(status: int, hint: str) -> None:
+    api, _, _ = client([httpx.Response(status, json={"error": "Nope"})], hints=HINTS)
+    with pytest.raises(FatalSyncError, match=f"HTTP {status}.* — {hint}$") as info:
+        api.get_json("/v1/x")
+    assert info.value.status == status
+
+
+def test_a_source_never_reached_gives_up_soon_and_says_what_to_check() -> None:
+    api, time, _ = client([httpx.ConnectError("refused")], hints=HINTS)
+    with pytest.raises(RetriableSyncError) as info:
+        api.get_json("/v1/x")
+    assert time.now <= RetryPolicy().unreachable_budget  # not the 5 minutes of max_elapsed
+    message = str(info.value)
+    assert "ConnectError (api.example.com)" in message
+    assert message.endswith("— could not connect: check EXAMPLE_BASE_URL")
+
+
+def test_a_source_that_answered_before_gets_the_whole_budget_to_come_back() -> None:
+    answers: list[httpx.Response | Exception] = [OK] + [httpx.ConnectError("down")] * 30
+    api, time, _ = client(answers, policy=RetryPolicy(max_attempts=30))
+    api.get_json("/v1/x")
+    with pytest.raises(RetriableSyncError, match="gave up"):
+        api.get_json("/v1/x")
+    assert time.now > RetryPolicy().unreachable_budget
 
 
 def test_error_messages_name_the_path_but_never_the_query() -> None:
