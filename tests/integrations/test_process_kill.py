@@ -97,16 +97,27 @@ class Warehouse:
             "KPIBOT_CONFIG": str(config),
         }
         self.cwd = tmp_path
+        self.processes: list[subprocess.Popen[bytes]] = []
 
     def start_sync(self, h: Harness) -> subprocess.Popen[bytes]:
         with (self.cwd / "sync.log").open("ab") as log:
-            return subprocess.Popen(
+            process = subprocess.Popen(
                 [sys.executable, "-m", "bot", "sync", "--source", h.name],
                 cwd=self.cwd,
                 env=cli_env({**self.env, **_source_env(h)}),
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        self.processes.append(process)
+        return process
+
+    def close(self) -> None:
+        """Kill whatever a failed test left running (stopped or not), then let go."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+        self.engine.dispose()
 
     def sync(self, h: Harness) -> None:
         done = self.start_sync(h)
@@ -133,7 +144,14 @@ class Warehouse:
 def warehouse(database_url: str, tmp_path: Path) -> Iterator[Warehouse]:
     w = Warehouse(database_url, tmp_path)
     yield w
-    w.engine.dispose()
+    w.close()
+
+
+@pytest.fixture
+def sqlite_warehouse(tmp_path: Path) -> Iterator[Warehouse]:
+    w = Warehouse(f"sqlite:///{tmp_path / 'kpibot.db'}", tmp_path)
+    yield w
+    w.close()
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
@@ -166,13 +184,9 @@ def test_a_sync_killed_between_pages_then_rerun_matches_the_source(
 
 
 def test_a_sync_killed_while_reading_a_page_then_rerun_matches_the_source(
-    sqlite_url: str, tmp_path: Path
+    sqlite_warehouse: Warehouse,
 ) -> None:
-    w = Warehouse(sqlite_url, tmp_path)
-    try:
-        _killed_waiting_for_page_3_then_rerun("zendesk", w, partial=True)
-    finally:
-        w.engine.dispose()
+    _killed_waiting_for_page_3_then_rerun("zendesk", sqlite_warehouse, partial=True)
 
 
 def _killed_waiting_for_page_3_then_rerun(source: str, w: Warehouse, *, partial: bool) -> None:
@@ -293,8 +307,3 @@ def _wait_until_backend_gone(w: Warehouse) -> None:
                 return
         time.sleep(0.05)
     raise AssertionError("the killed sync's PostgreSQL backend did not go away")
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'kpibot.db'}"
