@@ -2,6 +2,7 @@
 
     python bench/bench_sync.py                      # 200k tickets, 50k subscriptions
     python bench/bench_sync.py --tickets 1000000 --subscriptions 0
+    python bench/bench_sync.py --rate-limited 31      # pacing under an enforced 10 req/6 s
 
 Each scenario runs in a fresh process (so peak RSS is that scenario's alone) against a
 fake API served by another process on 127.0.0.1, exactly as in the tests but generating
@@ -10,11 +11,17 @@ sets and groups, 1000 tickets a page; Stripe's subscription list, 100 a page, wi
 and prices. Pacing is off (the real Zendesk allows 10 export requests a minute, which
 would make this a benchmark of waiting). Figures: records/s end to end (HTTP, JSON,
 mapping, upsert, commit per page) and the process's peak RSS.
+
+``--rate-limited PAGES`` measures the other bound instead: the fake enforces Zendesk's
+export limit scaled down (``--limit 10/6``: 10 requests in any 6 s, 429 with Retry-After
+beyond), the connector is paced to the same limit, and the total time is compared with the
+floor that limit allows.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import multiprocessing
 import os
@@ -156,12 +163,69 @@ class GeneratedStripe(FakeApi):
         return Response(200, body.encode())
 
 
-def _serve(kind: str, total: int, conn: Any) -> None:
-    fake = GeneratedZendesk(total) if kind == "zendesk" else GeneratedStripe(total)
+def _serve(kind: str, total: int, conn: Any, limit: tuple[int, float] | None = None) -> None:
+    fake = GeneratedZendesk(total) if kind.startswith("zendesk") else GeneratedStripe(total)
+    rule = None
+    if limit is not None:
+        rule = fake.rate_limit(limit[0], limit[1], path="/api/v2/incremental/")
     fake.start()
     conn.send(fake.url)
     conn.recv()  # until told to stop
+    export = [r.at for r in fake.requests if r.path.startswith("/api/v2/incremental/")]
+    conn.send({"refused": rule.refused if rule else 0, "arrivals": export})
     fake.stop()
+
+
+def rate_limited(pages: int, limit: int, window: float, page_size: int) -> dict[str, Any]:
+    """Zendesk's export limit enforced by the fake (``limit`` requests in any ``window``
+    seconds, 429 with Retry-After beyond), the connector paced to the same limit: how long
+    ``pages`` pages take against the floor the limit allows."""
+    from bot.db import make_engine
+    from integrations.runner import SyncRunner
+    from integrations.zendesk import ZendeskConnector
+    from metrics.schema import Base
+
+    parent, child = multiprocessing.Pipe()
+    total = pages * page_size
+    server = multiprocessing.Process(
+        target=_serve, args=("zendesk", total, child, (limit, window)), daemon=True
+    )
+    server.start()
+    url = parent.recv()
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = make_engine(f"sqlite:///{tmp}/bench.db")
+        Base.metadata.create_all(engine)
+        connector = ZendeskConnector(
+            email=EMAIL,
+            api_token=TOKEN,
+            base_url=url,
+            page_size=page_size,
+            requests_per_minute=limit * 60 / window,  # the same limit, scaled alike
+        )
+        (report,) = SyncRunner(engine).sync(connector, streams=["tickets"])
+        connector.close()
+        engine.dispose()
+    parent.send("stop")
+    served = parent.recv()
+    server.join(5)
+    assert report.error is None and report.records == total, report
+    # The sliding window lets `limit` requests through at once: request i (from 0) may be
+    # sent at floor(i / limit) windows at the earliest. The last page's own handling and
+    # the first request's round trip come on top.
+    floor = ((pages - 1) // limit) * window
+    arrivals = served["arrivals"]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    return {
+        "kind": "zendesk-limited",
+        "pages": pages,
+        "requests": len(arrivals),
+        "refused": served["refused"],
+        "seconds": round(report.seconds, 2),
+        "floor": round(floor, 2),
+        "ratio": round(report.seconds / floor, 3) if floor else None,
+        "min_gap": round(min(gaps), 3) if gaps else None,
+        "max_gap": round(max(gaps), 3) if gaps else None,
+    }
 
 
 # -- one scenario, in its own process --------------------------------------------------------
@@ -225,10 +289,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickets", type=int, nargs="*", default=[200_000])
     parser.add_argument("--subscriptions", type=int, nargs="*", default=[50_000])
+    parser.add_argument(
+        "--rate-limited",
+        type=int,
+        metavar="PAGES",
+        help="instead: PAGES Zendesk export pages under the fake's enforced rate limit",
+    )
+    parser.add_argument(
+        "--limit",
+        default="10/6",
+        metavar="N/SECONDS",
+        help="the enforced limit, scaled down from Zendesk's 10/60 (default 10/6)",
+    )
+    parser.add_argument("--page-size", type=int, default=100, help="tickets a page (limited run)")
     parser.add_argument("--scenario", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scenario:
         print(json.dumps(scenario(args.scenario[0], int(args.scenario[1]))))
+        return
+    if args.rate_limited:
+        n, _, per = args.limit.partition("/")
+        r = rate_limited(args.rate_limited, int(n), float(per), args.page_size)
+        print(
+            f"{r['pages']} pages under {n} requests/{float(per):g} s: {r['seconds']} s, "
+            f"floor {r['floor']} s, ratio {r['ratio']}; {r['requests']} requests, "
+            f"{r['refused']} refused (429); gaps between requests "
+            f"{r['min_gap']}–{r['max_gap']} s"
+        )
         return
     runs = [("zendesk", n) for n in args.tickets if n] + [
         ("stripe", n) for n in args.subscriptions if n

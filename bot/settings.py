@@ -101,9 +101,15 @@ class DemoSourceConfig(SourceConfig):
     seed: int = 42
 
 
+class ZendeskSourceConfig(SourceConfig):
+    # Zendesk allows 10 incremental-export requests a minute, 30 with the High Volume API
+    # add-on; kpibot paces its export requests to this instead of running into 429s.
+    export_requests_per_minute: float = Field(default=10, gt=0)
+
+
 class SourcesConfig(_Strict):
     demo: DemoSourceConfig = DemoSourceConfig()
-    zendesk: SourceConfig = SourceConfig(interval_minutes=15)
+    zendesk: ZendeskSourceConfig = ZendeskSourceConfig(interval_minutes=15)
     stripe: SourceConfig = SourceConfig(interval_minutes=60)
     delighted: SourceConfig = SourceConfig(interval_minutes=60)
 

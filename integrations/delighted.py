@@ -27,13 +27,20 @@ import httpx
 
 from integrations.base import MapResult, Page, RawRecord, Row, Stream
 from integrations.errors import InvalidRecord
-from integrations.http import ApiClient, Monotonic, RetryPolicy, Sleep
+from integrations.http import ApiClient, Hints, Monotonic, RetryPolicy, Sleep
 from integrations.mapping import epoch, setting
 from metrics.schema import SurveyResponse
 
 PATH = "/v1/survey_responses.json"
 # survey type → (kind, lowest score, scale_max)
 KINDS = {"nps": ("nps", 0, 10), "csat": ("csat", 1, 5), "ces7": ("ces", 1, 7)}
+HINTS = Hints(
+    unauthorized="Delighted did not accept DELIGHTED_API_KEY: copy the private API key from "
+    "Delighted's Settings → API",
+    forbidden="DELIGHTED_API_KEY may not read survey responses",
+    not_found="Delighted has no such endpoint: if DELIGHTED_BASE_URL is set, check it",
+    unreachable="could not connect to Delighted: check DELIGHTED_BASE_URL if set, and the network",
+)
 
 
 class DelightedConnector:
@@ -67,6 +74,7 @@ class DelightedConnector:
             transport=transport,
             sleep=sleep,
             monotonic=monotonic,
+            hints=HINTS,
         )
         self.per_page = min(max(per_page, 1), 100)
         self.customer_property = customer_property

@@ -37,4 +37,6 @@ class RetriableSyncError(SyncError):
 
 
 class FatalSyncError(SyncError):
-    pass
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status that caused it, if any

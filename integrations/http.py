@@ -9,7 +9,11 @@ source) and turns every failure into the sync error tree of ``integrations.error
 * each request has a bounded retry budget (``RetryPolicy.max_elapsed``, measured on the
   injected clock): once the next wait would overrun it, :class:`RetriableSyncError` is
   raised and the runner records the stream as failed;
-* other 4xx (401, 403, 404, 422…) raise :class:`FatalSyncError` at once;
+* other 4xx (401, 403, 404, 422…) raise :class:`FatalSyncError` at once, with the
+  connector's :class:`Hints` saying which setting to check (``ZENDESK_API_TOKEN``…);
+* a source that cannot be connected to at all, and has not answered once in this run (a
+  mistyped base URL), gets a shorter budget, ``RetryPolicy.unreachable_budget``: the sync
+  should say "check ZENDESK_BASE_URL" within seconds, not after five minutes a stream;
 * when rate-limit headers say little is left (``X-Rate-Limit-Remaining``,
   ``ratelimit-remaining``, ``X-RateLimit-Remaining``…), requests slow down so that the
   remainder is spread over the window instead of running into 429s.
@@ -59,23 +63,63 @@ class RetryPolicy:
     cap: float = 60.0  # largest backoff between attempts
     max_elapsed: float = 300.0  # total time budget for one request, waits included
     max_attempts: int = 12
+    # Budget while the source has never answered in this run and refuses connections (a
+    # wrong host or base URL, or the network is down): the next scheduled sync tries again.
+    unreachable_budget: float = 30.0
     # Below this share of the window's limit left, spread the rest over the window.
     slow_down_below: float = 0.1
     default_window: float = 60.0  # seconds, when the source does not say when it resets
 
 
+@dataclass(frozen=True)
+class Hints:
+    """What a user should check when the source turns kpibot away, in the source's terms.
+
+    Appended to the failed stream's error (``kpibot sync``'s summary, the log,
+    ``sync_cursors.last_error``): ``HTTP 401 (…) — check ZENDESK_EMAIL and …``.
+    """
+
+    unauthorized: str = ""  # 401
+    forbidden: str = ""  # 403
+    not_found: str = ""  # 404 or a redirect: usually the account or the base URL is wrong
+    unreachable: str = ""  # no connection within the retry budget
+
+    def for_status(self, status: int) -> str:
+        if status == 401:
+            return self.unauthorized
+        if status == 403:
+            return self.forbidden
+        if status == 404 or 300 <= status < 400:
+            return self.not_found
+        return ""
+
+
 @dataclass
 class Pacer:
-    """At most one request per ``interval`` seconds (e.g. Zendesk's 10/minute exports)."""
+    """At most one request per ``interval`` seconds (e.g. Zendesk's 10/minute exports).
+
+    The gap is counted from when the previous request actually left, not from when it was
+    due, so a late wake-up never squeezes the next gap; and each gap is ``margin`` longer
+    than the limit needs. The server counts arrivals: on a limit like "10 in any minute",
+    requests spaced at exactly 6 s cross it whenever one arrives a millisecond later
+    than the one ten after it, and each such 429 costs a whole Retry-After (a second or
+    more). A 1 % margin gives 1 % of the window (0.6 s on Zendesk's minute) of slack for
+    network jitter, and costs 1 % of the time (BENCHMARKS.md, "Sync").
+    """
 
     interval: float
-    _next: float | None = field(default=None, init=False)
+    margin: float = 0.01
+    _last: float | None = field(default=None, init=False)
 
     def wait(self, now: float) -> float:
-        """Seconds to wait before a request made at ``now``; books the slot."""
-        delay = 0.0 if self._next is None else max(0.0, self._next - now)
-        self._next = now + delay + self.interval
-        return delay
+        """Seconds to wait before a request at ``now`` may be sent."""
+        if self._last is None:
+            return 0.0
+        return max(0.0, self._last + self.interval * (1 + self.margin) - now)
+
+    def sent(self, at: float) -> None:
+        """A request left at ``at``: the next gap counts from here."""
+        self._last = at
 
 
 class ApiClient:
@@ -96,8 +140,11 @@ class ApiClient:
         rng: Callable[[], float] = random.random,
         transport: httpx.BaseTransport | None = None,
         max_connections: int = 4,
+        hints: Hints = Hints(),
     ) -> None:
         self.policy = policy
+        self.hints = hints
+        self.answered = False  # the source has answered at least once (any status)
         self.sleep = sleep or time.sleep
         self.monotonic = monotonic or time.monotonic
         self.wall_clock = wall_clock or (lambda: datetime.now(UTC))
@@ -152,13 +199,17 @@ class ApiClient:
         while True:
             attempt += 1
             self._wait_turn(pacer)
+            unreachable = False
             try:
                 response = self._send(url, params)
             except httpx.TransportError as exc:  # connect, read, timeouts, truncated bodies
+                unreachable = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
                 failure: RetriableSyncError = RetriableSyncError(
                     f"GET {_path(url)}: {type(exc).__name__}"
+                    + (f" ({self._host()})" if unreachable else "")
                 )
             else:
+                self.answered = True
                 self._note_rate_limit(response)
                 try:
                     return self._decode(url, response, expect, require, check)
@@ -166,9 +217,15 @@ class ApiClient:
                     failure = exc
             wait = self._backoff(attempt, failure.retry_after)
             elapsed = self.monotonic() - started
-            if attempt >= self.policy.max_attempts or elapsed + wait > self.policy.max_elapsed:
+            budget = self.policy.max_elapsed
+            if unreachable and not self.answered:
+                budget = min(budget, self.policy.unreachable_budget)
+            if attempt >= self.policy.max_attempts or elapsed + wait > budget:
+                advice = (
+                    f" — {self.hints.unreachable}" if unreachable and self.hints.unreachable else ""
+                )
                 raise RetriableSyncError(
-                    f"{failure} (gave up after {attempt} attempts in {elapsed:.0f}s)",
+                    f"{failure} (gave up after {attempt} attempts in {elapsed:.0f}s){advice}",
                     retry_after=failure.retry_after,
                 ) from None
             self.retries += 1
@@ -197,10 +254,16 @@ class ApiClient:
             raise RetriableSyncError(
                 f"{where}: HTTP {status}", retry_after=self._retry_after(response)
             )
+        hint = self.hints.for_status(status)
+        advice = f" — {hint}" if hint else ""
         if status >= 400:
-            raise FatalSyncError(f"{where}: HTTP {status}{_error_hint(response)}")
+            raise FatalSyncError(
+                f"{where}: HTTP {status}{_error_hint(response)}{advice}", status=status
+            )
         if status >= 300:
-            raise FatalSyncError(f"{where}: unexpected redirect (HTTP {status})")
+            raise FatalSyncError(
+                f"{where}: unexpected redirect (HTTP {status}){advice}", status=status
+            )
         try:
             data: Any = json.loads(response.content)
         except ValueError:
@@ -214,6 +277,11 @@ class ApiClient:
         if problem:
             raise RetriableSyncError(f"{where}: {problem}")
         return data
+
+    def _host(self) -> str:
+        """Host and port of the base URL (never its user info): which server did not answer."""
+        base = self._http.base_url
+        return f"{base.host}:{base.port}" if base.port else base.host
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         """Full jitter: uniform in [0, min(cap, base·2^(attempt-1))]; at least Retry-After."""
@@ -268,6 +336,8 @@ class ApiClient:
             delay = max(delay, pacer.wait(now))
         if delay > 0:
             self._pause(delay)
+        if pacer is not None:
+            pacer.sent(self.monotonic())
 
     def _pause(self, seconds: float) -> None:
         self.slept += seconds

@@ -34,6 +34,7 @@ the open period and opens a new one, dated by the event when there is one.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -52,10 +53,22 @@ from integrations.base import (
     Stream,
     Timeline,
 )
-from integrations.errors import InvalidRecord
-from integrations.http import ApiClient, Monotonic, RetryPolicy, Sleep
+from integrations.errors import FatalSyncError, InvalidRecord
+from integrations.http import ApiClient, Hints, Monotonic, RetryPolicy, Sleep
 from integrations.mapping import epoch, setting
 from metrics.schema import Customer, Invoice, Subscription, SubscriptionItem, SubscriptionPeriod
+
+log = logging.getLogger(__name__)
+
+HINTS = Hints(
+    unauthorized="Stripe did not accept STRIPE_API_KEY: use a secret (sk_…) or restricted "
+    "(rk_…) key of the account, live or test as intended",
+    forbidden="STRIPE_API_KEY may not read this: a restricted key needs read access to "
+    "customers, subscriptions, invoices, events, coupons and prices",
+    not_found="Stripe has no such resource: if STRIPE_BASE_URL is set, check it; a key of "
+    "another account or mode (test/live) also gets this",
+    unreachable="could not connect to Stripe: check STRIPE_BASE_URL if set, and the network",
+)
 
 EVENT_TYPES = (
     "customer.created",
@@ -114,9 +127,10 @@ class StripeConnector:
             transport=transport,
             sleep=sleep,
             monotonic=monotonic,
+            hints=HINTS,
         )
         self.page_size = min(max(page_size, 1), 100)
-        self._coupons: dict[str, dict[str, Any]] = {}
+        self._coupons: dict[str, dict[str, Any] | str] = {}  # a str: deleted, terms unknown
         self._prices: dict[str, dict[str, Any]] = {}
 
     @classmethod
@@ -248,9 +262,20 @@ class StripeConnector:
         if not isinstance(coupon, str):
             return coupon
         if coupon not in self._coupons:
-            self._coupons[coupon] = self.client.get_json(
-                f"/v1/coupons/{coupon}", expect=dict, require=("id",)
-            )
+            try:
+                self._coupons[coupon] = self.client.get_json(
+                    f"/v1/coupons/{coupon}", expect=dict, require=("id",)
+                )
+            except FatalSyncError as exc:
+                if exc.status != 404:
+                    raise
+                # Deleted after it was applied: Stripe keeps the discount but no longer
+                # serves the coupon. Failing the stream would fail it on every run.
+                log.warning(
+                    "Stripe coupon %s no longer exists: its discounts are left out of MRR",
+                    coupon,
+                )
+                self._coupons[coupon] = coupon  # an id, not terms: no discount counted
         return self._coupons[coupon]
 
     def _price_tiers(self, price_id: str) -> list[dict[str, Any]]:

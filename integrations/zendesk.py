@@ -33,7 +33,7 @@ import httpx
 
 from integrations.base import Deletion, MapResult, Page, RawRecord, Row, Stream
 from integrations.errors import InvalidRecord
-from integrations.http import ApiClient, Monotonic, Pacer, RetryPolicy, Sleep
+from integrations.http import ApiClient, Hints, Monotonic, Pacer, RetryPolicy, Sleep
 from integrations.mapping import iso, path_and_query, setting
 from metrics.schema import SurveyResponse, Ticket
 
@@ -43,6 +43,16 @@ RESOLVED = ("solved", "closed")
 GOOD = ("good", "good_with_comment", "good_without_comment")
 BAD = ("bad", "bad_with_comment", "bad_without_comment")
 NOT_ANSWERED = ("offered", "unoffered")
+HINTS = Hints(
+    unauthorized="Zendesk did not accept the credentials: check ZENDESK_EMAIL (the agent's "
+    "email address) and ZENDESK_API_TOKEN (Admin Center → Apps and integrations → Zendesk API)",
+    forbidden="the ZENDESK_EMAIL user may not read this: incremental exports and "
+    "satisfaction ratings need a Zendesk admin",
+    not_found="no Zendesk account answers there: check ZENDESK_SUBDOMAIN (acme for "
+    "acme.zendesk.com) or ZENDESK_BASE_URL",
+    unreachable="could not connect to Zendesk: check ZENDESK_SUBDOMAIN or ZENDESK_BASE_URL, "
+    "and the network",
+)
 
 
 class ZendeskConnector:
@@ -88,6 +98,7 @@ class ZendeskConnector:
             transport=transport,
             sleep=sleep,
             monotonic=monotonic,
+            hints=HINTS,
         )
         self.page_size = page_size
         self.include = ",".join(include)
@@ -99,6 +110,8 @@ class ZendeskConnector:
     @classmethod
     def from_settings(cls, settings: Any, **kwargs: Any) -> ZendeskConnector:
         creds = settings.sources["zendesk"]
+        tuning = settings.config.sources.zendesk
+        kwargs.setdefault("requests_per_minute", tuning.export_requests_per_minute)
         return cls(
             subdomain=setting(creds.values, "ZENDESK_SUBDOMAIN"),
             email=setting(creds.values, "ZENDESK_EMAIL"),

@@ -14,7 +14,8 @@ ROOT = Path(__file__).parents[2]
 AS_OF = "2026-11-01T00:00:00Z"
 
 
-def kpibot(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120):  # type: ignore[no-untyped-def]
+def cli_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The test process's environment without any kpibot setting or credential, plus ``env``."""
     full_env = {
         k: v
         for k, v in os.environ.items()
@@ -22,10 +23,14 @@ def kpibot(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: fl
     }
     full_env["PYTHONPATH"] = str(ROOT)
     full_env.update(env or {})
+    return full_env
+
+
+def kpibot(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120):  # type: ignore[no-untyped-def]
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
         cwd=cwd,
-        env=full_env,
+        env=cli_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,

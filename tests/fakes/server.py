@@ -3,13 +3,19 @@
 Each fake API subclasses :class:`FakeApi` and implements :meth:`FakeApi.route`. Tests
 script failures with :meth:`FakeApi.fail`: the next matching requests get a 429, a 5xx,
 garbage, a JSON body cut short, or a connection closed mid-body, exactly as a flaky API or
-proxy would produce them. Every request is recorded (path, query, headers).
+proxy would produce them. :meth:`FakeApi.hold` stops one request in its tracks (before
+the response, or half-way through its body) until the test releases it: the moment a test
+kills the client process. :meth:`FakeApi.rate_limit` enforces a request budget per window
+and answers 429 with ``Retry-After`` beyond it, as the real APIs do. Every request is
+recorded (path, query, headers, arrival time).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,10 +37,36 @@ class Fault:
 
 
 @dataclass
+class Hold:
+    """One request held open: ``reached`` is set when it arrives (with half of its body sent
+    first when ``partial``); the server answers nothing more until ``release`` is set, then
+    hangs up."""
+
+    path: str  # matched exactly
+    skip: int  # requests to the path served normally before the one held
+    partial: bool
+    taken: bool = False
+    reached: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class RateLimit:
+    """At most ``limit`` requests to ``path`` in any ``window`` seconds (a sliding window)."""
+
+    limit: int
+    window: float
+    path: str | None
+    arrivals: list[float] = field(default_factory=list)  # accepted requests, monotonic
+    refused: int = 0
+
+
+@dataclass
 class Request:
     path: str
     query: Query
     headers: dict[str, str] = field(default_factory=dict)
+    at: float = 0.0  # time.monotonic() on arrival
 
 
 @dataclass
@@ -55,6 +87,8 @@ class FakeApi:
         self.faults: list[Fault] = []
         self.faults_served: list[str] = []
         self.extra_headers: dict[str, str] = {}  # sent with every response (rate limits)
+        self.holds: list[Hold] = []
+        self.limits: list[RateLimit] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -117,6 +151,22 @@ class FakeApi:
         with self._lock:
             self.faults.append(Fault(kind, times, skip, path, retry_after))
 
+    def hold(self, path: str, *, skip: int = 0, partial: bool = False) -> Hold:
+        """Hold the request to ``path`` that comes after ``skip`` served ones; see
+        :class:`Hold`. Release it (``hold.release.set()``) before stopping the server."""
+        held = Hold(path, skip, partial)
+        with self._lock:
+            self.holds.append(held)
+        return held
+
+    def rate_limit(self, limit: int, window: float, *, path: str | None = None) -> RateLimit:
+        """Refuse requests beyond ``limit`` in any ``window`` seconds with a 429 and a
+        ``Retry-After`` in whole seconds, rounded up (as Zendesk and Stripe send it)."""
+        rule = RateLimit(limit, window, path)
+        with self._lock:
+            self.limits.append(rule)
+        return rule
+
     def requests_to(self, prefix: str) -> list[Request]:
         return [r for r in self.requests if r.path.startswith(prefix)]
 
@@ -143,15 +193,50 @@ class FakeApi:
                 return fault
         return None
 
+    def _take_hold(self, path: str) -> Hold | None:
+        with self._lock:
+            for held in self.holds:
+                if path != held.path or held.taken:
+                    continue
+                if held.skip > 0:
+                    held.skip -= 1
+                    return None
+                held.taken = True
+                return held
+        return None
+
+    def _over_limit(self, path: str, now: float) -> float | None:
+        """Seconds until a request to ``path`` would be accepted, or None to accept it."""
+        with self._lock:
+            for rule in self.limits:
+                if rule.path is not None and not path.startswith(rule.path):
+                    continue
+                rule.arrivals = [t for t in rule.arrivals if t > now - rule.window]
+                if len(rule.arrivals) >= rule.limit:
+                    rule.refused += 1
+                    return rule.arrivals[0] + rule.window - now
+                rule.arrivals.append(now)
+        return None
+
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(handler.path)
         request = Request(
             path=parts.path,
             query=parse_qs(parts.query, keep_blank_values=True),
             headers={k.lower(): v for k, v in handler.headers.items()},
+            at=time.monotonic(),
         )
         with self._lock:
             self.requests.append(request)
+        held = self._take_hold(parts.path)
+        if held is not None:
+            self._send_held(handler, held, request)
+            return
+        wait = self._over_limit(parts.path, request.at)
+        if wait is not None:
+            body = json.dumps({"error": "APIRateLimitExceeded"}).encode()
+            self._send(handler, 429, body, {"Retry-After": str(max(1, math.ceil(wait)))})
+            return
         fault = self._take_fault(parts.path)
         if fault is not None:
             self._send_fault(handler, fault, request)
@@ -184,6 +269,19 @@ class FakeApi:
         handler.wfile.write(good[: len(good) // 2])
         handler.wfile.flush()
         handler.close_connection = True
+
+    def _send_held(self, handler: BaseHTTPRequestHandler, held: Hold, request: Request) -> None:
+        if held.partial:  # the client is now reading a page that will never finish
+            good = self.route(request).encoded()
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(good)))
+            handler.end_headers()
+            handler.wfile.write(good[: len(good) // 2])
+            handler.wfile.flush()
+        held.reached.set()
+        held.release.wait(120)
+        handler.close_connection = True  # by now the client is usually dead: just hang up
 
     def _send(
         self,

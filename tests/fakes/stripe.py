@@ -93,6 +93,7 @@ class FakeStripe(FakeApi):
         self.invoices: dict[str, dict[str, Any]] = {}
         self.discounts: dict[str, dict[str, Any]] = {}  # di_… → discount object
         self.events: list[dict[str, Any]] = []
+        self.max_limit = 100  # Stripe's own cap on ``limit``; lower it for short pages
         self._seq = 0
 
     def tick(self, seconds: float = 1) -> datetime:
@@ -373,7 +374,7 @@ class FakeStripe(FakeApi):
 
     def _list(self, path: str, objects: list[dict[str, Any]], request: Request) -> Response:
         q = request.query
-        limit = int(first(q, "limit", "10") or 10)
+        limit = min(int(first(q, "limit", "10") or 10), self.max_limit)
         gte = first(q, "created[gte]")
         if gte is not None:
             objects = [o for o in objects if o["created"] >= int(gte)]

@@ -175,6 +175,8 @@ def test_wrong_credentials_fail_fast_without_retries(
     harness.seed(3)
     reports = sync(harness, sqlite_engine, connector=harness.connector(credentials_ok=False))
     assert all(r.error and "HTTP 401" in r.error for r in reports)
+    # … and say which setting to fix: ZENDESK_API_TOKEN, STRIPE_API_KEY…
+    assert all(f"{harness.name.upper()}_" in (r.error or "") for r in reports)
     assert len(harness.fake.requests) == len(reports)  # one attempt per stream
     assert harness.time.slept == [] or all(s <= 6.0 for s in harness.time.slept)  # pacing only
 

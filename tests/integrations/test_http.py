@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from integrations.errors import FatalSyncError, RetriableSyncError
-from integrations.http import ApiClient, Pacer, RetryPolicy
+from integrations.http import ApiClient, Hints, Pacer, RetryPolicy
 from tests.integrations.harness import FakeTime
 
 NOW = datetime(2026, 3, 2, 12, 0, 0, tzinfo=UTC)
@@ -24,6 +24,7 @@ def client(
     *,
     policy: RetryPolicy = RetryPolicy(),
     rng: float = 1.0,
+    hints: Hints = Hints(),
 ) -> tuple[ApiClient, FakeTime, list[httpx.Request]]:
     time = FakeTime()
     seen: list[httpx.Request] = []
@@ -45,6 +46,7 @@ def client(
         wall_clock=lambda: NOW,
         rng=lambda: rng,
         transport=httpx.MockTransport(handler),
+        hints=hints,
     )
     return api, time, seen
 
@@ -115,6 +117,49 @@ def test_client_errors_fail_at_once(status: int) -> None:
     assert len(seen) == 1 and time.slept == []
 
 
+HINTS = Hints(
+    unauthorized="check EXAMPLE_API_KEY",
+    forbidden="the key needs read access",
+    not_found="check EXAMPLE_BASE_URL",
+    unreachable="could not connect: check EXAMPLE_BASE_URL",
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "hint"),
+    [
+        (401, "check EXAMPLE_API_KEY"),
+        (403, "the key needs read access"),
+        (404, "check EXAMPLE_BASE_URL"),
+        (301, "check EXAMPLE_BASE_URL"),  # a wrong subdomain is often redirected
+    ],
+)
+def test_a_refusal_says_which_setting_to_check(status: int, hint: str) -> None:
+    api, _, _ = client([httpx.Response(status, json={"error": "Nope"})], hints=HINTS)
+    with pytest.raises(FatalSyncError, match=f"HTTP {status}.* — {hint}$") as info:
+        api.get_json("/v1/x")
+    assert info.value.status == status
+
+
+def test_a_source_never_reached_gives_up_soon_and_says_what_to_check() -> None:
+    api, time, _ = client([httpx.ConnectError("refused")], hints=HINTS)
+    with pytest.raises(RetriableSyncError) as info:
+        api.get_json("/v1/x")
+    assert time.now <= RetryPolicy().unreachable_budget  # not the 5 minutes of max_elapsed
+    message = str(info.value)
+    assert "ConnectError (api.example.com)" in message
+    assert message.endswith("— could not connect: check EXAMPLE_BASE_URL")
+
+
+def test_a_source_that_answered_before_gets_the_whole_budget_to_come_back() -> None:
+    answers: list[httpx.Response | Exception] = [OK] + [httpx.ConnectError("down")] * 30
+    api, time, _ = client(answers, policy=RetryPolicy(max_attempts=30))
+    api.get_json("/v1/x")
+    with pytest.raises(RetriableSyncError, match="gave up"):
+        api.get_json("/v1/x")
+    assert time.now > RetryPolicy().unreachable_budget
+
+
 def test_error_messages_name_the_path_but_never_the_query() -> None:
     api, _, _ = client([httpx.Response(401)])
     with pytest.raises(FatalSyncError) as info:
@@ -148,9 +193,18 @@ def test_plenty_of_rate_limit_left_costs_nothing() -> None:
     assert time.slept == []
 
 
-def test_a_pacer_spaces_requests() -> None:
+def test_a_pacer_spaces_requests_a_little_wider_than_the_limit() -> None:
     api, time, _ = client([OK])
     pacer = Pacer(6.0)
     for _ in range(3):
         api.get_json("/x", pacer=pacer)
-    assert time.slept == [6.0, 6.0]
+    assert time.slept == pytest.approx([6.06, 6.06])  # 1 % margin against arrival jitter
+
+
+def test_a_late_request_does_not_squeeze_the_next_gap() -> None:
+    pacer = Pacer(6.0, margin=0.0)
+    assert pacer.wait(0.0) == 0.0
+    pacer.sent(0.0)
+    assert pacer.wait(1.0) == 5.0
+    pacer.sent(6.4)  # the sleep overran: it left late
+    assert pacer.wait(6.4) == 6.0  # the next gap is still whole, not 5.6

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 import integrations
 from bot.settings import load_settings
 from integrations.registry import SOURCES, build_connector, enabled_sources, sync_sources
+from integrations.zendesk import ZendeskConnector
 from tests.fakes.delighted import FakeDelighted
 from tests.fakes.stripe import FakeStripe
 from tests.fakes.zendesk import T0, FakeZendesk
@@ -59,6 +60,26 @@ def test_the_configured_lookback_widens_the_streams(tmp_path: pytest.TempPathFac
     connector = build_connector("stripe", settings)
     connector.close()
     assert {s.lookback for s in connector.streams} == {timedelta(minutes=90)}
+
+
+def test_the_configured_export_rate_paces_zendesk(tmp_path: pytest.TempPathFactory) -> None:
+    env = {"ZENDESK_SUBDOMAIN": "acme", "ZENDESK_EMAIL": "a@example.com", "ZENDESK_API_TOKEN": "t"}
+    default = build_connector("zendesk", load_settings(env, config_path=None))
+    default.close()
+    assert (
+        isinstance(default, ZendeskConnector)
+        and default.export_pacer is not None
+        and default.export_pacer.interval == 6.0
+    )
+    config = tmp_path / "kpibot.toml"  # type: ignore[operator]
+    config.write_text("[sources.zendesk]\nexport_requests_per_minute = 30\n")  # High Volume
+    connector = build_connector("zendesk", load_settings(env, config_path=config))
+    connector.close()
+    assert (
+        isinstance(connector, ZendeskConnector)
+        and connector.export_pacer is not None
+        and connector.export_pacer.interval == 2.0
+    )
 
 
 def test_sync_sources_syncs_every_configured_source_from_the_environment(

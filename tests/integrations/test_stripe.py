@@ -209,3 +209,22 @@ def test_a_change_seen_only_by_a_full_sync_is_dated_when_it_was_seen(
         ("active", 2000.0, t0, stripe.now),
         ("active", 4000.0, stripe.now, None),
     ]
+
+
+def test_a_coupon_deleted_after_it_was_applied_does_not_stop_the_sync(
+    stripe: FakeStripe, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    stripe.add_coupon("KEPT", percent_off=20)
+    stripe.add_customer("cus_1")
+    stripe.add_subscription(
+        "sub_1", customer="cus_1", items=[("price_month", 1)], coupons=("GONE",)
+    )
+    stripe.add_subscription(
+        "sub_2", customer="cus_1", items=[("price_month", 1)], coupons=("KEPT",)
+    )
+    # Stripe keeps the discount, but GET /v1/coupons/GONE answers 404 once it is deleted.
+    with caplog.at_level("WARNING", logger="integrations.stripe"):
+        run(stripe, engine)
+    assert any("GONE" in r.getMessage() for r in caplog.records)
+    assert periods(engine, "sub_1")[-1][:2] == ("active", 2000.0)  # its terms are unknown
+    assert periods(engine, "sub_2")[-1][:2] == ("active", 1600.0)
