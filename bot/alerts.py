@@ -406,7 +406,12 @@ class AlertEngine:
             rows = conn.execute(
                 select(AlertState).order_by(AlertState.rule, AlertState.dimension_value)
             ).all()
-            mutes = dict(conn.execute(select(Mute.rule, Mute.until).where(Mute.until > now)).all())
+            mutes: dict[str, datetime] = {
+                rule: until
+                for rule, until in conn.execute(
+                    select(Mute.rule, Mute.until).where(Mute.until > now)
+                ).all()
+            }
         seen: dict[str, list[str]] = {name: [] for name in self.rules}
         icons = {FIRING: "🔴", PENDING: "🟡", OK: "🟢", NO_DATA: "⚪", STALE: "⚪"}
         for state in rows:  # Core rows: columns by name

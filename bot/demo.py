@@ -84,7 +84,7 @@ def run_demo(
         SyncRunner(engine, clock=lambda: now, observer=progress).sync(connector)
 
     service = KpiService(engine, settings, clock=lambda: now, stream_tables=stream_tables())
-    platform = ConsolePlatform(chart_dir=chart_dir, out=console.file)
+    platform = ConsolePlatform(chart_dir=chart_dir, out=console.file)  # type: ignore[arg-type]
 
     console.rule("[bold]2. The morning digest[/bold]")
     digests = [d for d in settings.config.digests if d.name != "morning"] or [demo_digest()]

@@ -10,5 +10,5 @@ def stream_tables() -> dict[tuple[str, str], str]:
     return {
         (name, stream.name): stream.table.__tablename__
         for name, source in SOURCES.items()
-        for stream in source.connector.streams
+        for stream in source.connector.streams  # type: ignore[attr-defined]
     }
