@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.db import make_engine
-from metrics import MetricContext, evaluate, parse_query
+from metrics import MetricContext, evaluate, parse_query, refresh_derived
 from metrics.schema import Base
 
 QUERIES = (
@@ -156,9 +156,23 @@ def build_sqlite(path: Path) -> None:
         conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
         conn.commit()
         print(f"  {table}: +{len(rows):,} rows", flush=True)
+    conn.commit()
+    conn.close()
+    refresh(f"sqlite:///{path}")
+    conn = sqlite3.connect(path)
     conn.execute("ANALYZE")
     conn.commit()
     conn.close()
+
+
+def refresh(url: str) -> None:
+    """What the bot does after a sync: fold the changed customers into mrr_changes."""
+    engine = make_engine(url)
+    t0 = time.perf_counter()
+    with engine.begin() as conn:
+        customers = refresh_derived(conn)
+    print(f"  mrr_changes: {customers:,} customers in {time.perf_counter() - t0:.1f} s", flush=True)
+    engine.dispose()
 
 
 def build_postgres(url: str) -> None:
@@ -182,6 +196,7 @@ def build_postgres(url: str) -> None:
         raw.commit()
     finally:
         raw.close()
+    refresh(url)
     # As autovacuum would: index-only scans need the visibility map.
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("VACUUM ANALYZE")

@@ -20,9 +20,9 @@ from sqlalchemy import (
     CTE,
     ColumnElement,
     Connection,
+    FromClause,
     Integer,
     Select,
-    Table,
     case,
     column,
     func,
@@ -95,7 +95,7 @@ class Computation:
 class Source:
     """A warehouse table as KPIs read it: where its customer is and its own dimensions."""
 
-    table: Table
+    table: FromClause
     customer: Any  # the column holding the customer (account) id
     dimensions: Mapping[str, Any] = field(default_factory=dict)
 

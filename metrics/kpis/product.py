@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from metrics.derived import mrr_timeline
 from metrics.kpis.base import (
     Cell,
     Computation,
@@ -27,7 +28,7 @@ from metrics.kpis.base import (
     window_and_buckets,
     within,
 )
-from metrics.kpis.revenue import customer_mrr
+from metrics.kpis.revenue import paying_at
 from metrics.schema import UsageEvent
 from metrics.windows import MAX_WINDOW_DAYS, Window, buckets, shift
 
@@ -161,7 +162,7 @@ def product_usage_rate(conn: Connection, req: Request) -> Computation:
     Paying accounts are the customers with MRR at the window's end.
     """
     b = intervals_table(window_and_buckets(req))
-    paying = customer_mrr(req, b, "e")
+    paying = paying_at(req, mrr_timeline(conn), b, "e")
     used = (
         scoped(
             select(b.c.idx, _E.account_id.label("account"))
