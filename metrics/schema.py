@@ -361,8 +361,11 @@ class Ticket(Base):
             "replies",
             "reopens",
             "status",
+            "created_at",  # backlog: solved since an instant, created before it
         ),
-        Index("ix_tickets_status", "status", "created_at"),
+        # Backlog: tickets per status created before an instant; solved ones without a
+        # solve time, created in a bucket.
+        Index("ix_tickets_status", "status", "created_at", "solved_at"),
     )
 
 

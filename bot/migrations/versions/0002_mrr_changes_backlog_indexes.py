@@ -1,4 +1,5 @@
-"""mrr_changes: each customer's MRR timeline, derived; mrr_pending, filled by triggers
+"""mrr_changes: each customer's MRR timeline, derived; mrr_pending, filled by triggers;
+wider ticket indexes for the backlog
 
 Revision ID: 0002
 Revises: 0001
@@ -83,6 +84,13 @@ def upgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
     for statement in POSTGRES_TRIGGERS if postgres else SQLITE_TRIGGERS:
         op.execute(statement)
+    # The backlog reads created_at beside solved_at, and solved_at beside status.
+    with op.batch_alter_table('tickets', schema=None) as batch_op:
+        batch_op.drop_index('ix_tickets_status')
+        batch_op.drop_index('ix_tickets_solved')
+        batch_op.create_index('ix_tickets_solved', ['solved_at', 'full_resolution_minutes', 'full_resolution_business_minutes', 'replies', 'reopens', 'status', 'created_at'], unique=False)
+        batch_op.create_index('ix_tickets_status', ['status', 'created_at', 'solved_at'], unique=False)
+
     # Periods written before the triggers existed: their customers' rows are not built yet.
     op.execute(
         "INSERT INTO mrr_pending (customer_id, version) "
@@ -91,6 +99,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('tickets', schema=None) as batch_op:
+        batch_op.drop_index('ix_tickets_status')
+        batch_op.drop_index('ix_tickets_solved')
+        batch_op.create_index('ix_tickets_solved', ['solved_at', 'full_resolution_minutes', 'full_resolution_business_minutes', 'replies', 'reopens', 'status'], unique=False)
+        batch_op.create_index('ix_tickets_status', ['status', 'created_at'], unique=False)
+
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS subscription_periods_mrr_update ON subscription_periods")
         op.execute(
