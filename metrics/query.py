@@ -29,6 +29,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from typing import cast
 
 from metrics.errors import QueryError, WindowError, did_you_mean
 from metrics.registry import BY_NAME, KPI, get_kpi, is_percentile
@@ -353,7 +354,8 @@ class _Parser:
 
     def finish(self, kpi: KPI) -> Query:
         f = self.fields
-        kind, by = f.get("grouping", (None, None))  # type: ignore[misc]
+        grouping = f.get("grouping", (None, None))
+        kind, by = cast(tuple[str | None, str | None], grouping)
         statistic = f.get("statistic")
         if statistic == kpi.default_statistic:
             statistic = None  # the canonical form leaves the default out

@@ -175,7 +175,10 @@ class SubscriptionPeriod(Base):
         Index("ix_subscription_periods_span", "valid_from", "valid_to", "status", "mrr"),
         Index("ix_subscription_periods_subscription", "subscription_id", "valid_from"),
         # MRR series and movements look up the periods that end in a window.
-        Index("ix_subscription_periods_to", "valid_to", "status", "mrr", "customer_id"),
+        # MRR at an instant: the periods ending after it and the open ones (valid_to NULL).
+        Index(
+            "ix_subscription_periods_to", "valid_to", "status", "mrr", "customer_id", "valid_from"
+        ),
     )
 
 

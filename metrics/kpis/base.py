@@ -30,6 +30,7 @@ from sqlalchemy import (
     select,
     values,
 )
+from sqlalchemy.orm import QueryableAttribute
 
 from metrics.context import MetricContext
 from metrics.result import Point
@@ -288,7 +289,7 @@ def observations(
     source: Source,
     *,
     on: Callable[[CTE], ColumnElement[bool]],
-    value: ColumnElement[Any],
+    value: ColumnElement[Any] | QueryableAttribute[Any],
     where: Sequence[ColumnElement[bool]] = (),
 ) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
     """One observation per row: interval indexes, values (NULL as NaN), dimension keys.

@@ -29,6 +29,7 @@ from metrics.kpis.base import (
     within,
 )
 from metrics.kpis.revenue import paying_at
+from metrics.result import Point
 from metrics.schema import UsageEvent
 from metrics.windows import MAX_WINDOW_DAYS, Window, buckets, shift
 
@@ -111,14 +112,13 @@ def stickiness(conn: Connection, req: Request) -> Computation:
     dau = daily_active_users(conn, req)
     mau = monthly_active_users(conn, req)
 
-    def ratio(d: Cell, m: Cell) -> Cell:
+    def ratio(d: Cell | Point, m: Cell | Point) -> Cell:
         if d.value is None or not m.value:
             return Cell(None, 0)
         return Cell(100 * d.value / m.value, m.n, {"dau": d.value, "mau": m.value})
 
     cells = [ratio(dau.total, mau.total)] + [
-        ratio(d, m)
-        for d, m in zip(dau.series, mau.series, strict=True)  # type: ignore[arg-type]
+        ratio(d, m) for d, m in zip(dau.series, mau.series, strict=True)
     ]
     return headline_and_series(req, cells)
 

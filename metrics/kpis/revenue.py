@@ -12,7 +12,7 @@ currency, rounded to 6 decimals to shed float noise, identically on both databas
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -83,11 +83,11 @@ def monthly_recurring_revenue(conn: Connection, req: Request) -> Computation:
             columns=[literal(0), func.count(), func.sum(_P.mrr)],
         )
     )
-    cells = []
+    closing = []
     for i in range(len(req.buckets)):
         level = level.plus(started.get(i)).minus(ended.get(i))
-        cells.append(level.cell(currency))
-    return Computation(total=cells[-1], series=bucket_series(req.buckets, cells))
+        closing.append(level.cell(currency))
+    return Computation(total=closing[-1], series=bucket_series(req.buckets, closing))
 
 
 @dataclass(frozen=True)
@@ -117,21 +117,30 @@ class Balance:
 def balance_at(
     conn: Connection, req: Request, instant: datetime
 ) -> tuple[Balance, dict[str, Cell]]:
-    """MRR at ``instant`` in total and per value of the query's dimension."""
-    alive = _PAID & (_P.valid_to.is_(None) | (_P.valid_to >= instant))
-    rows = grouped(
-        conn,
-        req,
-        PERIODS,
-        on=lambda b: _P.valid_from < b.c.e,
-        columns=[func.count(), count_if(alive), func.sum(case((alive, _P.mrr), else_=0))],
-        intervals=[(instant, instant)],
-    )
-    total = Balance()
+    """MRR at ``instant`` in total and per value of the query's dimension.
+
+    The paid periods alive at the instant are those ending at or after it and the open
+    ones: two ranges of ``ix_subscription_periods_to``, which holds ``valid_from`` too (it is
+    checked inside the sums, so that no index on ``valid_from``, a range over all history,
+    looks better to the planner). Whether billing data exists at all is one row's lookup.
+    """
+    started = _P.valid_from < instant
+    columns = [count_if(started), func.sum(case((started, _P.mrr), else_=0))]
+    rows = [
+        row
+        for alive in (_P.valid_to >= instant, _P.valid_to.is_(None))
+        for row in grouped(conn, req, PERIODS, on=lambda _b, alive=alive: alive, where=[_PAID],
+                           columns=columns, intervals=[(instant, instant)])
+    ]  # fmt: skip
+    seen = scoped(select(literal(1)).select_from(_P.__table__).where(started), req, PERIODS)
+    total = Balance(seen=int(conn.execute(seen.limit(1)).first() is not None))
+    parts: dict[str | None, Balance] = {}
+    for _, key, (alive, minor) in rows:
+        part = Balance(minor=float(minor or 0), alive=int(alive), seen=int(alive))
+        parts[key] = parts.get(key, Balance()).plus(part)
     cells: dict[str, Cell] = {}
-    for _, key, cols in rows:
-        part = _balance(cols)
-        total = total.plus(part)
+    for key, part in parts.items():
+        total = total.plus(replace(part, seen=0))
         if key is not None and part.alive:  # a plan whose customers all left is no bar
             cells[key] = part.cell(req.ctx.currency)
     return total, cells
@@ -183,14 +192,16 @@ def books(
     timelines (``mrr_changes``, see :mod:`metrics.derived`)."""
     intervals = window_and_buckets(req)
     timeline = mrr_timeline(conn)
-    out = [{"length_days": (e - s).total_seconds() / 86400} for s, e in intervals]
+    out: list[dict[str, Any]] = [
+        {"length_days": (e - s).total_seconds() / 86400} for s, e in intervals
+    ]
     if cohort:
         for idx, values in enumerate(_cohorts(conn, req, timeline, intervals)):
             out[idx].update(values)
     if movements:
         for idx, (amounts, counts) in _movements(conn, req, timeline, intervals).items():
             out[idx].update(amounts=tuple(amounts.items()), counts=tuple(counts.items()))
-    return [Book(**values) for values in out]  # type: ignore[arg-type]
+    return [Book(**values) for values in out]
 
 
 def _within(timeline: FromClause) -> Any:

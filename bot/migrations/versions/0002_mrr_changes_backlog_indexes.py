@@ -1,5 +1,5 @@
 """mrr_changes: each customer's MRR timeline, derived; mrr_pending, filled by triggers;
-wider ticket indexes for the backlog
+wider ticket and period indexes for the backlog and MRR at an instant
 
 Revision ID: 0002
 Revises: 0001
@@ -91,6 +91,11 @@ def upgrade() -> None:
         batch_op.create_index('ix_tickets_solved', ['solved_at', 'full_resolution_minutes', 'full_resolution_business_minutes', 'replies', 'reopens', 'status', 'created_at'], unique=False)
         batch_op.create_index('ix_tickets_status', ['status', 'created_at', 'solved_at'], unique=False)
 
+    # MRR at an instant reads valid_from beside valid_to. Plain (not batch) operations: a
+    # batch rebuild of subscription_periods on SQLite would drop the triggers made above.
+    op.drop_index('ix_subscription_periods_to', table_name='subscription_periods')
+    op.create_index('ix_subscription_periods_to', 'subscription_periods', ['valid_to', 'status', 'mrr', 'customer_id', 'valid_from'], unique=False)
+
     # Periods written before the triggers existed: their customers' rows are not built yet.
     op.execute(
         "INSERT INTO mrr_pending (customer_id, version) "
@@ -99,6 +104,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index('ix_subscription_periods_to', table_name='subscription_periods')
+    op.create_index('ix_subscription_periods_to', 'subscription_periods', ['valid_to', 'status', 'mrr', 'customer_id'], unique=False)
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.drop_index('ix_tickets_status')
         batch_op.drop_index('ix_tickets_solved')
