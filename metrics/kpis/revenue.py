@@ -126,12 +126,14 @@ def balance_at(
     """
     started = _P.valid_from < instant
     columns = [count_if(started), func.sum(case((started, _P.mrr), else_=0))]
-    rows = [
-        row
-        for alive in (_P.valid_to >= instant, _P.valid_to.is_(None))
-        for row in grouped(conn, req, PERIODS, on=lambda _b, alive=alive: alive, where=[_PAID],
-                           columns=columns, intervals=[(instant, instant)])
-    ]  # fmt: skip
+    rows = []
+    for alive in (_P.valid_to >= instant, _P.valid_to.is_(None)):
+
+        def on(_b: Any, alive: ColumnElement[bool] = alive) -> ColumnElement[bool]:
+            return alive
+
+        rows += grouped(conn, req, PERIODS, on=on, where=[_PAID], columns=columns,
+                        intervals=[(instant, instant)])  # fmt: skip
     seen = scoped(select(literal(1)).select_from(_P.__table__).where(started), req, PERIODS)
     total = Balance(seen=int(conn.execute(seen.limit(1)).first() is not None))
     parts: dict[str | None, Balance] = {}
