@@ -7,11 +7,13 @@ Plain synchronous functions over a SQLAlchemy connection; never imports ``bot`` 
     evaluate(conn, query, ctx, *, now) -> Result     raises QueryError for bad windows
     help_text(kpi=None) -> str, kpi_list() -> str    generated from the KPI declarations
     get_kpi(name) -> KPI, KPIS                       the catalogue (sources: for freshness)
+    refresh_derived(conn) -> int                     after a sync: keeps revenue KPIs fast
 """
 
 from __future__ import annotations
 
 from metrics.context import MetricContext, RetentionSpend
+from metrics.derived import refresh_derived
 from metrics.errors import (
     ContextError,
     DataError,
@@ -48,4 +50,5 @@ __all__ = [
     "help_text",
     "kpi_list",
     "parse_query",
+    "refresh_derived",
 ]

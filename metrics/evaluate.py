@@ -84,7 +84,7 @@ def title(kpi: KPI, statistic: str | None) -> str:
 LANGUAGE = """\
 /kpi <kpi> [statistic] [window] [by day|week|month|<dimension>] [vs previous|last year]
          [where <dimension>=<value> and …] [top|bottom N]
-  windows: last 30d · last 12w · last 6m · last 2q · last 1y · today · yesterday ·
+  windows: last 24h · last 30d · last 12w · last 6m · last 2q · last 1y · today · yesterday ·
            this week|month|quarter|year · last week|month|quarter|year ·
            since 2026-10-01 · between 2026-01-01 and 2026-03-31   (default: last 30d)
   statistics (durations): median · mean · count · p50 … p99

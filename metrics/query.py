@@ -5,7 +5,8 @@
     query      := kpi clause*                      nps last 30d
     kpi        := name or alias, words joined     first response time  ==  frt
     clause     := statistic                        median | mean | count | p50 … p99
-                | window                           last 30d | last 12 weeks | last month
+                | window                           last 24h | last 30d | last 12 weeks
+                                                   last 7 days | last month
                                                    this week | today | yesterday
                                                    since 2026-10-01
                                                    between 2026-01-01 and 2026-03-31
@@ -28,6 +29,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from typing import cast
 
 from metrics.errors import QueryError, WindowError, did_you_mean
 from metrics.registry import BY_NAME, KPI, get_kpi, is_percentile
@@ -40,7 +42,7 @@ MAX_RANKING = 100
 # One token: a double-quoted string ("pro plus"), an equals sign, or a run of anything
 # else that is neither space, "=" nor a quote (plan, p90, 2026-10-01, 30d).
 _TOKEN = re.compile(r'"(?P<quoted>[^"]*)"|(?P<eq>=)|(?P<word>[^\s="]+)|(?P<bad>")')
-# A rolling length written as one word: "30d", "12w", "6m", "2q", "1y", "30days", "6mo".
+# A rolling length written as one word: "24h", "30d", "12w", "6m", "2q", "1y", "30days", "6mo".
 _COUNT_UNIT = re.compile(r"^(?P<count>\d{1,6})(?P<unit>[a-z]+)$")
 # An ISO date: "2026-10-01".
 _DATE = re.compile(r"^(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})$")
@@ -52,6 +54,7 @@ _BARE_VALUE = re.compile(r"^[a-z0-9_.:@/+-]+$")
 _VALUE = re.compile(r"^[ !#-~]+$")
 
 _UNIT_WORDS = {
+    "h": "h", "hr": "h", "hrs": "h", "hour": "h", "hours": "h",
     "d": "d", "day": "d", "days": "d",
     "w": "w", "wk": "w", "wks": "w", "week": "w", "weeks": "w",
     "m": "m", "mo": "m", "mos": "m", "month": "m", "months": "m",
@@ -244,7 +247,7 @@ class _Parser:
             raise self.unknown(word, (*KEYWORDS, "vs previous", "vs last year"), "")
 
     def parse_last(self, word: str) -> WindowSpec:
-        nxt = self.take(f"a length after “{word}” (30d, 12 weeks, month)", ["30d"])
+        nxt = self.take(f"a length after “{word}” (24h, 30d, 12 weeks, month)", ["30d"])
         if word == "last" and nxt in _PERIOD_WORDS:
             return WindowSpec("last", unit=_PERIOD_WORDS[nxt])
         if word == "last" and nxt == "day":
@@ -254,12 +257,12 @@ class _Parser:
             count, unit_word = glued.group("count"), glued.group("unit")
         elif nxt.isascii() and nxt.isdigit():
             count = nxt
-            unit_word = self.take("a unit after the number (d, w, m, q, y)", ["d"])
+            unit_word = self.take("a unit after the number (h, d, w, m, q, y)", ["d"])
         else:
             raise self.unknown(nxt, ["30d", *PERIODS], f"after “{word}”")
         unit = _UNIT_WORDS.get(unit_word)
         if unit is None:
-            raise self.unknown(unit_word, list(_UNIT_WORDS), "as a unit (d, w, m, q, y)")
+            raise self.unknown(unit_word, list(_UNIT_WORDS), "as a unit (h, d, w, m, q, y)")
         n = int(count)
         if not 1 <= n <= MAX_ROLLING[unit]:
             raise WindowError(
@@ -351,7 +354,8 @@ class _Parser:
 
     def finish(self, kpi: KPI) -> Query:
         f = self.fields
-        kind, by = f.get("grouping", (None, None))  # type: ignore[misc]
+        grouping = f.get("grouping", (None, None))
+        kind, by = cast(tuple[str | None, str | None], grouping)
         statistic = f.get("statistic")
         if statistic == kpi.default_statistic:
             statistic = None  # the canonical form leaves the default out

@@ -23,14 +23,17 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Connection,
     DateTime,
     Float,
     Index,
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
+    event,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -172,8 +175,124 @@ class SubscriptionPeriod(Base):
         Index("ix_subscription_periods_span", "valid_from", "valid_to", "status", "mrr"),
         Index("ix_subscription_periods_subscription", "subscription_id", "valid_from"),
         # MRR series and movements look up the periods that end in a window.
-        Index("ix_subscription_periods_to", "valid_to", "status", "mrr", "customer_id"),
+        # MRR at an instant: the periods ending after it and the open ones (valid_to NULL).
+        Index(
+            "ix_subscription_periods_to", "valid_to", "status", "mrr", "customer_id", "valid_from"
+        ),
     )
+
+
+class MrrChange(Base):
+    """Derived from ``subscription_periods``: each customer's MRR timeline, one row per
+    instant at which their MRR changed, classified as an MRR movement.
+
+    Built and kept up to date by :func:`metrics.derived.refresh_derived`; never written by a
+    sync. Rows of customers listed in ``mrr_pending`` are stale and are never read: the KPIs
+    compute those customers' timelines from ``subscription_periods`` instead, so this table
+    can only make an answer faster, never different (``metrics/README.md``, "Derived
+    tables").
+
+    ``mrr_before`` / ``mrr_after`` are the customer's MRR (minor units) just before and
+    just after ``changed_at``; ``kind`` is new, expansion, contraction, churn or
+    reactivation, NULL for a change too small to count; ``amount`` is the movement's size.
+    ``previous_at`` / ``next_at`` are the customer's neighbouring changes, so that the
+    customer's MRR at any instant t is ``mrr_after`` of the row with
+    ``changed_at < t <= next_at`` (``next_at`` NULL: until further notice).
+    """
+
+    __tablename__ = "mrr_changes"
+
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    delta: Mapped[float] = mapped_column(Float)
+    mrr_before: Mapped[float] = mapped_column(Float)
+    mrr_after: Mapped[float] = mapped_column(Float)
+    kind: Mapped[str | None] = mapped_column(String(16))
+    amount: Mapped[float] = mapped_column(Float)
+    previous_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    next_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        # Movements and cohorts: a range scan of the window, answered from the index alone.
+        Index(
+            "ix_mrr_changes_at",
+            "changed_at",
+            "kind",
+            "amount",
+            "customer_id",
+            "previous_at",
+            "next_at",
+            "mrr_before",
+            "mrr_after",
+        ),
+        # Who was paying at an instant: the rows whose stretch reaches past it.
+        Index("ix_mrr_changes_next", "next_at", "changed_at", "mrr_after", "customer_id"),
+    )
+
+
+class MrrPending(Base):
+    """Customers whose ``mrr_changes`` rows are stale: their subscription periods changed
+    since the rows were built.
+
+    Filled by triggers on ``subscription_periods`` (every insert, delete, and update of a
+    column MRR depends on), whoever writes: the sync, a migration, a hand-made fix. Emptied
+    by :func:`metrics.derived.refresh_derived`. ``version`` tells one mark from the next
+    (PostgreSQL: the marking transaction's id; SQLite: a random number), so that a refresh
+    only clears the marks it has seen, never one made while it ran.
+    """
+
+    __tablename__ = "mrr_pending"
+
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
+# The triggers that fill mrr_pending. The same statements are frozen in the migration that
+# introduced them (0002); tests check that both paths mark a changed customer.
+MRR_COLUMNS = ("customer_id", "status", "mrr", "valid_from", "valid_to")
+_SQLITE_MARK = (
+    "INSERT INTO mrr_pending (customer_id, version) VALUES ({row}.customer_id, random()) "
+    "ON CONFLICT (customer_id) DO UPDATE SET version = excluded.version;"
+)
+SQLITE_TRIGGERS = (
+    "CREATE TRIGGER subscription_periods_mrr_insert AFTER INSERT ON subscription_periods "
+    f"BEGIN {_SQLITE_MARK.format(row='NEW')} END",
+    "CREATE TRIGGER subscription_periods_mrr_delete AFTER DELETE ON subscription_periods "
+    f"BEGIN {_SQLITE_MARK.format(row='OLD')} END",
+    "CREATE TRIGGER subscription_periods_mrr_update AFTER UPDATE ON subscription_periods "
+    "WHEN " + " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in MRR_COLUMNS) + " "
+    f"BEGIN {_SQLITE_MARK.format(row='OLD')} {_SQLITE_MARK.format(row='NEW')} END",
+)
+_POSTGRES_MARK = (
+    "INSERT INTO mrr_pending (customer_id, version) VALUES ({row}.customer_id, txid_current()) "
+    "ON CONFLICT (customer_id) DO UPDATE SET version = EXCLUDED.version "
+    "WHERE mrr_pending.version IS DISTINCT FROM EXCLUDED.version;"
+)
+POSTGRES_TRIGGERS = (
+    "CREATE OR REPLACE FUNCTION mrr_mark_pending() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    "BEGIN "
+    f"IF TG_OP <> 'INSERT' THEN {_POSTGRES_MARK.format(row='OLD')} END IF; "
+    f"IF TG_OP <> 'DELETE' THEN {_POSTGRES_MARK.format(row='NEW')} END IF; "
+    "RETURN NULL; "
+    "END $$",
+    "CREATE TRIGGER subscription_periods_mrr_insert_delete "
+    "AFTER INSERT OR DELETE ON subscription_periods "
+    "FOR EACH ROW EXECUTE FUNCTION mrr_mark_pending()",
+    "CREATE TRIGGER subscription_periods_mrr_update AFTER UPDATE ON subscription_periods "
+    "FOR EACH ROW WHEN ("
+    + " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in MRR_COLUMNS)
+    + ") EXECUTE FUNCTION mrr_mark_pending()",
+)
+
+
+def _create_mrr_triggers(target: Table, connection: Connection, **_: object) -> None:
+    statements = POSTGRES_TRIGGERS if connection.dialect.name == "postgresql" else SQLITE_TRIGGERS
+    for statement in statements:
+        connection.exec_driver_sql(statement)
+
+
+# With metadata.create_all (tests, benchmarks) as with the migrations.
+event.listen(SubscriptionPeriod.__table__, "after_create", _create_mrr_triggers)
 
 
 class Invoice(Base):
@@ -245,8 +364,11 @@ class Ticket(Base):
             "replies",
             "reopens",
             "status",
+            "created_at",  # backlog: solved since an instant, created before it
         ),
-        Index("ix_tickets_status", "status", "created_at"),
+        # Backlog: tickets per status created before an instant; solved ones without a
+        # solve time, created in a bucket.
+        Index("ix_tickets_status", "status", "created_at", "solved_at"),
     )
 
 

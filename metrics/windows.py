@@ -6,6 +6,8 @@ A :class:`WindowSpec` is what the user wrote (``last 30d``, ``this month``, ``si
 
 Decisions (also in ``metrics/README.md``):
 
+* ``last N h`` is rolling and ends at *now*: it starts N elapsed hours earlier (alerts:
+  ``frt p90 last 24h``), whatever the clocks did in between.
 * ``last N d|w|m|q|y`` is rolling and ends at *now*: its start is *now* moved back on the
   team's wall clock by N days, weeks, calendar months, quarters (3 months) or years
   (12 months). Months are calendar offsets clamped to the month's end (31 March − 1 month =
@@ -37,7 +39,7 @@ from zoneinfo import ZoneInfo
 from metrics.errors import WindowError
 
 # The units of a rolling window and how they are spelled in the canonical text.
-ROLLING_UNITS = ("d", "w", "m", "q", "y")
+ROLLING_UNITS = ("h", "d", "w", "m", "q", "y")
 # Calendar periods of ``this …`` and ``last …``.
 PERIODS = ("week", "month", "quarter", "year")
 GRAINS = ("day", "week", "month")
@@ -46,7 +48,14 @@ COMPARISONS = ("previous", "last_year")
 MAX_WINDOW_DAYS = 5 * 366  # five years, leap days included
 MAX_BUCKETS = 400
 # The largest N per rolling unit that stays within MAX_WINDOW_DAYS.
-MAX_ROLLING = {"d": MAX_WINDOW_DAYS, "w": MAX_WINDOW_DAYS // 7, "m": 60, "q": 20, "y": 5}
+MAX_ROLLING = {
+    "h": MAX_WINDOW_DAYS * 24,
+    "d": MAX_WINDOW_DAYS,
+    "w": MAX_WINDOW_DAYS // 7,
+    "m": 60,
+    "q": 20,
+    "y": 5,
+}
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,7 @@ class WindowSpec:
 
     kind: str
     count: int | None = None  # rolling: N
-    unit: str | None = None  # rolling: d|w|m|q|y; this/last: week|month|quarter|year
+    unit: str | None = None  # rolling: h|d|w|m|q|y; this/last: week|month|quarter|year
     first: date | None = None  # since, between
     last: date | None = None  # between (inclusive)
 
@@ -79,6 +88,8 @@ class WindowSpec:
         """The window's length in days, where it does not depend on *now* (for bounds)."""
         if self.kind == "rolling":
             assert self.count is not None and self.unit is not None
+            if self.unit == "h":
+                return -(-self.count // 24)  # whole days, rounded up
             return self.count * {"d": 1, "w": 7, "m": 31, "q": 92, "y": 366}[self.unit]
         if self.kind in ("today", "yesterday"):
             return 1
@@ -239,10 +250,13 @@ def _next_period(day: date, period: str) -> date:
 
 
 def shift(instant: datetime, tz: ZoneInfo, count: int, unit: str) -> datetime:
-    """``instant`` moved by ``count`` units (d|w|m|q|y) on the team's wall clock, in UTC.
+    """``instant`` moved by ``count`` units (d|w|m|q|y) on the team's wall clock, in UTC;
+    hours (h) are elapsed time, not wall-clock time.
 
     A wall-clock time that a DST change skips maps to the first instant after the gap.
     """
+    if unit == "h":
+        return instant.astimezone(UTC) + timedelta(hours=count)
     local = instant.astimezone(tz).replace(tzinfo=None)
     if unit == "d":
         moved = local + timedelta(days=count)

@@ -20,9 +20,9 @@ from sqlalchemy import (
     CTE,
     ColumnElement,
     Connection,
+    FromClause,
     Integer,
     Select,
-    Table,
     case,
     column,
     func,
@@ -30,6 +30,7 @@ from sqlalchemy import (
     select,
     values,
 )
+from sqlalchemy.orm import QueryableAttribute
 
 from metrics.context import MetricContext
 from metrics.result import Point
@@ -95,7 +96,7 @@ class Computation:
 class Source:
     """A warehouse table as KPIs read it: where its customer is and its own dimensions."""
 
-    table: Table
+    table: FromClause
     customer: Any  # the column holding the customer (account) id
     dimensions: Mapping[str, Any] = field(default_factory=dict)
 
@@ -288,7 +289,7 @@ def observations(
     source: Source,
     *,
     on: Callable[[CTE], ColumnElement[bool]],
-    value: ColumnElement[Any],
+    value: ColumnElement[Any] | QueryableAttribute[Any],
     where: Sequence[ColumnElement[bool]] = (),
 ) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
     """One observation per row: interval indexes, values (NULL as NaN), dimension keys.

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from metrics.derived import mrr_timeline
 from metrics.kpis.base import (
     Cell,
     Computation,
@@ -27,7 +28,8 @@ from metrics.kpis.base import (
     window_and_buckets,
     within,
 )
-from metrics.kpis.revenue import customer_mrr
+from metrics.kpis.revenue import paying_at
+from metrics.result import Point
 from metrics.schema import UsageEvent
 from metrics.windows import MAX_WINDOW_DAYS, Window, buckets, shift
 
@@ -110,14 +112,13 @@ def stickiness(conn: Connection, req: Request) -> Computation:
     dau = daily_active_users(conn, req)
     mau = monthly_active_users(conn, req)
 
-    def ratio(d: Cell, m: Cell) -> Cell:
+    def ratio(d: Cell | Point, m: Cell | Point) -> Cell:
         if d.value is None or not m.value:
             return Cell(None, 0)
         return Cell(100 * d.value / m.value, m.n, {"dau": d.value, "mau": m.value})
 
     cells = [ratio(dau.total, mau.total)] + [
-        ratio(d, m)
-        for d, m in zip(dau.series, mau.series, strict=True)  # type: ignore[arg-type]
+        ratio(d, m) for d, m in zip(dau.series, mau.series, strict=True)
     ]
     return headline_and_series(req, cells)
 
@@ -161,7 +162,7 @@ def product_usage_rate(conn: Connection, req: Request) -> Computation:
     Paying accounts are the customers with MRR at the window's end.
     """
     b = intervals_table(window_and_buckets(req))
-    paying = customer_mrr(req, b, "e")
+    paying = paying_at(req, mrr_timeline(conn), b, "e")
     used = (
         scoped(
             select(b.c.idx, _E.account_id.label("account"))

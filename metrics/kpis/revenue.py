@@ -12,12 +12,23 @@ currency, rounded to 6 decimals to shed float noise, identically on both databas
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, case, func, literal, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    FromClause,
+    Select,
+    case,
+    func,
+    literal,
+    select,
+    union_all,
+)
 
+from metrics.derived import EPSILON, mrr_timeline
 from metrics.kpis.base import (
     PAID_STATUSES,
     Cell,
@@ -72,11 +83,11 @@ def monthly_recurring_revenue(conn: Connection, req: Request) -> Computation:
             columns=[literal(0), func.count(), func.sum(_P.mrr)],
         )
     )
-    cells = []
+    closing = []
     for i in range(len(req.buckets)):
         level = level.plus(started.get(i)).minus(ended.get(i))
-        cells.append(level.cell(currency))
-    return Computation(total=cells[-1], series=bucket_series(req.buckets, cells))
+        closing.append(level.cell(currency))
+    return Computation(total=closing[-1], series=bucket_series(req.buckets, closing))
 
 
 @dataclass(frozen=True)
@@ -106,21 +117,32 @@ class Balance:
 def balance_at(
     conn: Connection, req: Request, instant: datetime
 ) -> tuple[Balance, dict[str, Cell]]:
-    """MRR at ``instant`` in total and per value of the query's dimension."""
-    alive = _PAID & (_P.valid_to.is_(None) | (_P.valid_to >= instant))
-    rows = grouped(
-        conn,
-        req,
-        PERIODS,
-        on=lambda b: _P.valid_from < b.c.e,
-        columns=[func.count(), count_if(alive), func.sum(case((alive, _P.mrr), else_=0))],
-        intervals=[(instant, instant)],
-    )
-    total = Balance()
+    """MRR at ``instant`` in total and per value of the query's dimension.
+
+    The paid periods alive at the instant are those ending at or after it and the open
+    ones: two ranges of ``ix_subscription_periods_to``, which holds ``valid_from`` too (it is
+    checked inside the sums, so that no index on ``valid_from``, a range over all history,
+    looks better to the planner). Whether billing data exists at all is one row's lookup.
+    """
+    started = _P.valid_from < instant
+    columns = [count_if(started), func.sum(case((started, _P.mrr), else_=0))]
+    rows = []
+    for alive in (_P.valid_to >= instant, _P.valid_to.is_(None)):
+
+        def on(_b: Any, alive: ColumnElement[bool] = alive) -> ColumnElement[bool]:
+            return alive
+
+        rows += grouped(conn, req, PERIODS, on=on, where=[_PAID], columns=columns,
+                        intervals=[(instant, instant)])  # fmt: skip
+    seen = scoped(select(literal(1)).select_from(_P.__table__).where(started), req, PERIODS)
+    total = Balance(seen=int(conn.execute(seen.limit(1)).first() is not None))
+    parts: dict[str | None, Balance] = {}
+    for _, key, (alive, minor) in rows:
+        part = Balance(minor=float(minor or 0), alive=int(alive), seen=int(alive))
+        parts[key] = parts.get(key, Balance()).plus(part)
     cells: dict[str, Cell] = {}
-    for _, key, cols in rows:
-        part = _balance(cols)
-        total = total.plus(part)
+    for key, part in parts.items():
+        total = total.plus(replace(part, seen=0))
         if key is not None and part.alive:  # a plan whose customers all left is no bar
             cells[key] = part.cell(req.ctx.currency)
     return total, cells
@@ -136,8 +158,6 @@ def _per_bucket(rows: list[tuple[int, str | None, tuple[Any, ...]]]) -> dict[int
 
 # --- Movements and cohorts: what MRR's changes and the retention KPIs are made of ---------
 
-# Below half a hundredth of a cent, an MRR is zero (sums of floats leave crumbs).
-EPSILON = 0.005
 MOVEMENTS = ("new", "expansion", "contraction", "churn", "reactivation")
 # Every KPI below gets the whole window as interval 0, then the buckets: ratios of a window
 # are not sums of its buckets' ratios.
@@ -170,146 +190,164 @@ class Book:
 def books(
     conn: Connection, req: Request, *, cohort: bool = True, movements: bool = True
 ) -> list[Book]:
-    """A Book per interval (the window, then its buckets)."""
+    """A Book per interval (the window, then its buckets), from the customers' MRR
+    timelines (``mrr_changes``, see :mod:`metrics.derived`)."""
     intervals = window_and_buckets(req)
-    out = [{"length_days": (e - s).total_seconds() / 86400} for s, e in intervals]
+    timeline = mrr_timeline(conn)
+    out: list[dict[str, Any]] = [
+        {"length_days": (e - s).total_seconds() / 86400} for s, e in intervals
+    ]
     if cohort:
-        for idx, values in _cohorts(conn, req, intervals).items():
+        for idx, values in enumerate(_cohorts(conn, req, timeline, intervals)):
             out[idx].update(values)
     if movements:
-        for idx, (amounts, counts) in _movements(conn, req, intervals).items():
+        for idx, (amounts, counts) in _movements(conn, req, timeline, intervals).items():
             out[idx].update(amounts=tuple(amounts.items()), counts=tuple(counts.items()))
-    return [Book(**values) for values in out]  # type: ignore[arg-type]
+    return [Book(**values) for values in out]
 
 
-def customer_mrr(req: Request, b: Any, edge: str) -> Any:
-    """Per interval, each customer's MRR at its start (``s``) or end (``e``), if paying."""
-    t = b.c[edge]
-    alive = (_P.valid_from < t) & (_P.valid_to.is_(None) | (_P.valid_to >= t))
-    stmt = select(b.c.idx, _P.customer_id.label("customer"), func.sum(_P.mrr).label("mrr"))
-    stmt = scoped(stmt.select_from(b).join(_P, alive), req, PERIODS, [_PAID])
-    return (
-        stmt.group_by(b.c.idx, _P.customer_id)
-        .having(func.sum(_P.mrr) > EPSILON)
-        .cte(f"mrr_at_{edge}")
-    )
+def _within(timeline: FromClause) -> Any:
+    return within(timeline.c.changed_at)
+
+
+def alive_at(timeline: FromClause, instant: Any) -> list[ColumnElement[bool]]:
+    """The timeline rows whose stretch holds ``instant`` and have MRR: one per paying
+    customer. Two conditions, each a range of one index (``ix_mrr_changes_next``), for the
+    two halves of a UNION ALL: rows whose next change comes at or after the instant, and
+    the customers' latest rows. (One condition with an OR scans far more of the index.)"""
+    c = timeline.c
+    paying = (c.changed_at < instant) & (c.mrr_after > EPSILON)
+    return [(c.next_at >= instant) & paying, c.next_at.is_(None) & paying]
+
+
+def paying_at(req: Request, timeline: FromClause, b: Any, edge: str) -> Any:
+    """Per interval, the customers paying at its start (``s``) or end (``e``) and their MRR."""
+    c = timeline.c
+    parts = [
+        scoped(
+            select(b.c.idx, c.customer_id.label("customer"), c.mrr_after.label("mrr"))
+            .select_from(b)
+            .join(timeline, condition),
+            req,
+            _source(timeline),
+        )
+        for condition in alive_at(timeline, b.c[edge])
+    ]
+    return union_all(*parts).cte(f"paying_at_{edge}")
+
+
+def _source(timeline: FromClause) -> Source:
+    return Source(timeline, timeline.c.customer_id)
 
 
 def _cohorts(
-    conn: Connection, req: Request, intervals: list[tuple[datetime, datetime]]
-) -> dict[int, dict[str, Any]]:
-    b = intervals_table(intervals)
-    at_start, at_end = customer_mrr(req, b, "s"), customer_mrr(req, b, "e")
-    end_mrr = func.coalesce(at_end.c.mrr, 0)
-    kept = case(
-        (at_end.c.mrr.is_(None), 0), (at_end.c.mrr < at_start.c.mrr, at_end.c.mrr),
-        else_=at_start.c.mrr,
+    conn: Connection,
+    req: Request,
+    timeline: FromClause,
+    intervals: list[tuple[datetime, datetime]],
+) -> list[dict[str, Any]]:
+    """Who paid at each interval's start and end, and what became of them.
+
+    Paying customers at the window's start are counted once; a customer without a change
+    in an interval pays the same at its end as at its start, so only those with a change
+    are looked at: by their first change in the interval (its ``mrr_before`` is their MRR
+    at the start) and their last (its ``mrr_after``, their MRR at the end). One change is
+    both; only customers with several are grouped. Each bucket starts where the one before
+    ended.
+    """
+    c, source = timeline.c, _source(timeline)
+    stab = union_all(
+        *(
+            scoped(select(func.count(), func.sum(c.mrr_after)).select_from(timeline), req,
+                   source, [condition])
+            for condition in alive_at(timeline, intervals[0][0])
+        )
     )  # fmt: skip
-    survivors = (
-        select(
-            at_start.c.idx,
-            func.count(),
-            func.sum(at_start.c.mrr),
-            func.count(at_end.c.customer),
-            func.sum(end_mrr),
-            func.sum(kept),
+    halves = conn.execute(stab).all()
+    opening = (sum(int(n) for n, _ in halves), sum(float(m or 0) for _, m in halves))
+
+    b = intervals_table(intervals)
+    first = c.previous_at.is_(None) | (c.previous_at < b.c.s)
+    last = c.next_at.is_(None) | (c.next_at >= b.c.e)
+
+    def in_interval(*columns: Any, where: ColumnElement[bool]) -> Select[Any]:
+        stmt = select(b.c.idx, *columns).select_from(b).join(timeline, _within(timeline)(b))
+        return scoped(stmt, req, source, [where])
+
+    single = in_interval(c.mrr_before.label("s"), c.mrr_after.label("e"), where=first & last)
+    several = in_interval(
+        func.sum(case((first, c.mrr_before), else_=0)),
+        func.sum(case((last, c.mrr_after), else_=0)),
+        where=(first & ~last) | (last & ~first),  # the middle changes do not matter
+    ).group_by(b.c.idx, c.customer_id)
+    changed = union_all(single, several).subquery("changed")
+    was, now = changed.c.s > EPSILON, changed.c.e > EPSILON
+    kept = case((changed.c.e < changed.c.s, changed.c.e), else_=changed.c.s)
+    totals = select(
+        changed.c.idx,
+        count_if(was & ~now),  # lost
+        count_if(~was & now),  # won (new or reactivated)
+        func.sum(case((was, changed.c.s), else_=0)),  # their MRR at the start
+        func.sum(case((now, changed.c.e), else_=0)),  # at the end
+        func.sum(case((was & now, changed.c.e), else_=0)),  # retained customers' at the end
+        func.sum(case((was & now, kept), else_=0)),  # … capped at the start's
+    ).group_by(changed.c.idx)
+    moved = {row[0]: row[1:] for row in conn.execute(totals)}
+
+    out = []
+    closing = opening
+    for idx in range(len(intervals)):
+        # The window and the first bucket start together; every other bucket where the
+        # previous one ended.
+        customers_at_start, mrr_at_start = opening if idx <= 1 else closing
+        lost, won, was_mrr, now_mrr, retained_mrr, kept_mrr = moved.get(idx, (0, 0, 0, 0, 0, 0))
+        unchanged = mrr_at_start - float(was_mrr or 0)
+        closing = (customers_at_start - int(lost) + int(won), unchanged + float(now_mrr or 0))
+        out.append(
+            {
+                "start_customers": customers_at_start,
+                "start_mrr": mrr_at_start,
+                "retained": customers_at_start - int(lost),
+                "retained_mrr": unchanged + float(retained_mrr or 0),
+                "kept": unchanged + float(kept_mrr or 0),
+                "end_customers": closing[0],
+                "end_mrr": closing[1],
+            }
         )
-        .select_from(at_start)
-        .outerjoin(
-            at_end,
-            (at_end.c.idx == at_start.c.idx) & (at_end.c.customer == at_start.c.customer),
-        )
-        .group_by(at_start.c.idx)
-    )
-    out: dict[int, dict[str, Any]] = {}
-    for idx, customers, mrr, retained, retained_mrr, kept_mrr in conn.execute(survivors):
-        out[idx] = {
-            "start_customers": int(customers),
-            "start_mrr": float(mrr or 0),
-            "retained": int(retained),
-            "retained_mrr": float(retained_mrr or 0),
-            "kept": float(kept_mrr or 0),
-        }
-    ends = select(at_end.c.idx, func.count(), func.sum(at_end.c.mrr)).group_by(at_end.c.idx)
-    for idx, customers, mrr in conn.execute(ends):
-        out.setdefault(idx, {}).update(end_customers=int(customers), end_mrr=float(mrr or 0))
     return out
 
 
 def _movements(
-    conn: Connection, req: Request, intervals: list[tuple[datetime, datetime]]
+    conn: Connection,
+    req: Request,
+    timeline: FromClause,
+    intervals: list[tuple[datetime, datetime]],
 ) -> dict[int, tuple[dict[str, float], dict[str, int]]]:
-    """MRR movements per interval, from each customer's MRR timeline.
+    """MRR movements per interval: the timeline's classified changes in it, summed.
 
-    A customer's MRR changes where one of their paid periods starts or ends; changes at the
-    same instant are netted (a plan switch is one expansion, not a churn and a new). Moving
-    from 0 is new business the first time and reactivation after; moving to 0 is churn, so
-    a customer churns only when their last paid subscription ends; anything else is
-    expansion or contraction.
+    Movements add up, so with buckets only the buckets are scanned and the window (interval
+    0) is their sum: the buckets partition it exactly.
     """
-    start, end = intervals[0]
-    b = intervals_table(intervals)
-    changed = select(_P.customer_id).where(
-        _PAID,
-        ((_P.valid_from >= start) & (_P.valid_from < end))
-        | ((_P.valid_to >= start) & (_P.valid_to < end)),
-    )
-    paid = scoped(
-        select(_P.customer_id, _P.valid_from, _P.valid_to, _P.mrr),
-        req,
-        PERIODS,
-        [_PAID, _P.mrr > EPSILON, _P.customer_id.in_(changed)],
-    ).cte("paid")
-    deltas = union_all(
-        select(paid.c.customer_id.label("customer"), paid.c.valid_from.label("t"),
-               paid.c.mrr.label("d")),
-        select(paid.c.customer_id, paid.c.valid_to, -paid.c.mrr).where(
-            paid.c.valid_to.is_not(None)
-        ),
-    ).cte("deltas")  # fmt: skip
-    changes = (
-        select(deltas.c.customer, deltas.c.t, func.sum(deltas.c.d).label("d"))
-        .group_by(deltas.c.customer, deltas.c.t)
-        .cte("changes")
-    )
-    by_customer = {"partition_by": changes.c.customer}
-    timeline = select(
-        changes.c.customer,
-        changes.c.t,
-        changes.c.d,
-        func.sum(changes.c.d)
-        .over(**by_customer, order_by=changes.c.t, rows=(None, 0))
-        .label("after"),
-        # The first change of a customer is their first payment (periods have MRR > 0);
-        # a row number shares the running sum's sort, where min(t) would sort again.
-        func.row_number().over(**by_customer, order_by=changes.c.t).label("nth"),
-    ).cte("timeline")
-    after, d = timeline.c.after, timeline.c.d
-    before = after - d
-    kind = case(
-        ((before <= EPSILON) & (timeline.c.nth == 1), "new"),
-        (before <= EPSILON, "reactivation"),
-        (after <= EPSILON, "churn"),
-        (d > 0, "expansion"),
-        else_="contraction",
-    )
-    amount = case(
-        (before <= EPSILON, after), (after <= EPSILON, before), (d > 0, d), else_=-d
-    )  # fmt: skip
-    moves = (
-        select(b.c.idx, kind.label("kind"), amount.label("amount"))
+    c = timeline.c
+    scanned = intervals[1:] if len(intervals) > 1 else intervals
+    b = intervals_table(scanned)
+    totals = scoped(
+        select(b.c.idx, c.kind, func.sum(c.amount), func.count())
         .select_from(b)
-        .join(timeline, (timeline.c.t >= b.c.s) & (timeline.c.t < b.c.e))
-        .where(func.abs(d) > EPSILON, ~((before <= EPSILON) & (after <= EPSILON)))
-        .subquery()
-    )
-    totals = select(moves.c.idx, moves.c.kind, func.sum(moves.c.amount), func.count()).group_by(
-        moves.c.idx, moves.c.kind
-    )
+        .join(timeline, _within(timeline)(b)),
+        req,
+        _source(timeline),
+        [c.kind.is_not(None)],
+    ).group_by(b.c.idx, c.kind)
     out: dict[int, tuple[dict[str, float], dict[str, int]]] = {}
+    offset = 1 if len(intervals) > 1 else 0
     for idx, name, total, count in conn.execute(totals):
-        amounts, counts = out.setdefault(idx, ({}, {}))
+        amounts, counts = out.setdefault(idx + offset, ({}, {}))
         amounts[name], counts[name] = float(total), int(count)
+        if offset:
+            window_amounts, window_counts = out.setdefault(0, ({}, {}))
+            window_amounts[name] = window_amounts.get(name, 0.0) + float(total)
+            window_counts[name] = window_counts.get(name, 0) + int(count)
     return out
 
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, insert
 
-from metrics import MetricContext, Result, evaluate, parse_query
+from metrics import MetricContext, Result, evaluate, get_kpi, parse_query, refresh_derived
 from metrics.schema import (
     Customer,
     SubscriptionPeriod,
@@ -53,8 +53,19 @@ def at(text: str, tz: ZoneInfo = WARSAW) -> datetime:
 
 
 def ask(engine: Engine, text: str, *, now: datetime = NOW, ctx: MetricContext = CTX) -> Result:
+    """The answer to ``text``. Revenue KPIs are asked twice: as the data stands (customers
+    whose periods changed are computed from ``subscription_periods``), then after
+    ``refresh_derived`` (read from ``mrr_changes``), which is rolled back; both must agree."""
+    query = parse_query(text)
     with engine.connect() as conn:
-        return evaluate(conn, parse_query(text), ctx, now=now)
+        result = evaluate(conn, query, ctx, now=now)
+        if "subscription_periods" in get_kpi(query.kpi).sources:
+            conn.rollback()
+            with conn.begin() as tx:
+                refresh_derived(conn)
+                assert evaluate(conn, query, ctx, now=now) == result, "mrr_changes disagrees"
+                tx.rollback()
+        return result
 
 
 def _insert(engine: Engine, model: Any, rows: list[dict[str, Any]]) -> None:

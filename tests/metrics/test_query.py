@@ -152,3 +152,57 @@ def test_the_parser_raises_only_query_errors_and_accepted_queries_round_trip(tex
         return
     assert parse_query(str(query)) == query
     assert str(parse_query(str(query))) == str(query)
+
+
+# --- windows in hours (alerts: "frt p90 last 24h") ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("frt p90 last 24h", "frt p90 last 24h"),
+        ("frt p90 last 24 hours", "frt p90 last 24h"),
+        ("tickets past 6 hrs", "tickets last 6h"),
+        ("nps last 1 hour", "nps last 1h"),
+        ("csat last 48H by day", "csat last 48h by day"),
+        ("frt last 12hr vs previous", "frt last 12h vs previous"),
+        ("nps last 7 days", "nps last 7d"),
+    ],
+)
+def test_hour_windows_and_spelled_units_read_to_one_canonical_form(
+    text: str, canonical: str
+) -> None:
+    query = parse_query(text)
+    assert str(query) == canonical
+    assert parse_query(canonical) == query
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("nps last 0h", "out of range"),
+        ("nps last 43921h", "out of range"),
+        ("tickets last 9700h by day", "400 points"),
+        ("nps last 24 hoirs", "“hoirs”"),
+    ],
+)
+def test_bad_hour_windows_explain_themselves(text: str, message: str) -> None:
+    with pytest.raises(QueryError) as caught:
+        parse_query(text)
+    assert message in caught.value.message
+
+
+@given(
+    hours=st.integers(min_value=1, max_value=43920),
+    spelling=st.sampled_from(["{}h", "{} h", "{} hours", "{} hour", "{}hrs", "{} hr"]),
+)
+def test_every_hour_window_round_trips(hours: int, spelling: str) -> None:
+    query = parse_query("frt p90 last " + spelling.format(hours))
+    assert str(query) == f"frt p90 last {hours}h"
+    assert parse_query(str(query)) == query
+
+
+def test_the_help_shows_hour_windows() -> None:
+    from metrics import help_text
+
+    assert "last 24h" in help_text()

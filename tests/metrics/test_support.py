@@ -238,3 +238,18 @@ def test_backlog_without_any_ticket_is_none_but_a_cleared_backlog_is_zero(
         "2026-11-23": 0.0,
         "2026-11-24": 0.0,
     }
+
+
+@covers("frt")
+def test_frt_last_24h_counts_the_tickets_created_in_the_24_hours_up_to_now(
+    engine: Engine,
+) -> None:
+    tickets(
+        engine,
+        {"created": "2026-11-23 09:30", "first_reply_minutes": 100.0},  # 24.5 hours ago
+        {"created": "2026-11-23 10:30", "first_reply_minutes": 10.0},
+        {"created": "2026-11-24 09:00", "first_reply_minutes": 30.0},
+    )
+    result = ask(engine, "frt p90 last 24h")
+    assert (result.value, result.n) == (pytest.approx(28.0), 2)  # p90 of 10 and 30
+    assert ask(engine, "frt last 24h vs previous").previous == 100.0

@@ -142,3 +142,26 @@ def test_buckets_partition_the_window_in_any_zone(
     # may be clipped to start later.
     assert got[0].key == period_start(window.local_start.date(), grain).isoformat()
     assert all(b.start.astimezone(tz).date().isoformat() == b.key for b in got[1:])
+
+
+def test_last_24h_is_elapsed_time_even_when_the_clocks_change() -> None:
+    # Summer time ended at 03:00 on 25 October 2026: that local day had 25 hours.
+    start, end = _resolve("last 24h", now=at("2026-10-25 12:00"))
+    assert end - start == timedelta(hours=24)
+    assert start == at("2026-10-24 13:00")
+    assert _resolve("last 6h") == (at("2026-11-24 04:00"), at("2026-11-24 10:00"))
+
+
+def test_hour_windows_compare_with_the_hours_before_and_cut_into_local_days() -> None:
+    from metrics import parse_query
+
+    spec = parse_query("nps last 6h").window
+    assert spec is not None
+    window = resolve(spec, WARSAW, at("2026-11-24 03:00"))
+    before = previous(window, "previous", at("2026-11-24 03:00"))
+    assert (before.start, before.end) == (at("2026-11-23 15:00"), at("2026-11-23 21:00"))
+    days = buckets(window, "day")
+    assert [(b.key, b.start, b.end) for b in days] == [
+        ("2026-11-23", at("2026-11-23 21:00"), at("2026-11-24 00:00")),
+        ("2026-11-24", at("2026-11-24 00:00"), at("2026-11-24 03:00")),
+    ]

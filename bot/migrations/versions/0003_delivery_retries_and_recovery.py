@@ -6,7 +6,7 @@ one process after a timeout instead of being lost; the payload lets the retry po
 was decided at the time.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-24 12:00:00
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 import metrics.schema
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
