@@ -177,8 +177,9 @@ def sync(
 
     Example: [bold]kpibot sync --source zendesk --since 2026-10-01[/bold]
     """
+    from bot.sources import sync_and_refresh
     from integrations.progress import RichProgress
-    from integrations.registry import enabled_sources, sync_sources
+    from integrations.registry import enabled_sources
 
     settings = _settings(quiet=False)
     engine = _engine(settings)
@@ -188,7 +189,7 @@ def sync(
         known = ", ".join(enabled) or "none"
         _fail(EXIT_QUERY, f"source {source!r} is not configured. Configured: {known} (README)")
     with RichProgress(console=out) as progress:
-        reports = sync_sources(
+        reports = sync_and_refresh(
             engine,
             settings,
             sources=[source] if source else None,

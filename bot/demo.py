@@ -19,7 +19,7 @@ from bot.digests import build_digest
 from bot.platforms.base import CommandRequest
 from bot.platforms.console import ConsolePlatform
 from bot.settings import AlertConfig, DigestConfig, Settings
-from bot.sources import stream_tables
+from bot.sources import refresh, stream_tables
 from bot.state import AlertState, Delivery, Mute
 from integrations.demo import DemoConnector
 from integrations.progress import RichProgress
@@ -82,6 +82,7 @@ def run_demo(
     connector = DemoConnector(seed=seed, end=now)
     with RichProgress(console=console) as progress:
         SyncRunner(engine, clock=lambda: now, observer=progress).sync(connector)
+    refresh(engine)
 
     service = KpiService(engine, settings, clock=lambda: now, stream_tables=stream_tables())
     platform = ConsolePlatform(chart_dir=chart_dir, out=console.file)  # type: ignore[arg-type]

@@ -40,9 +40,9 @@ from bot.platforms.base import Platform
 from bot.platforms.console import ConsolePlatform
 from bot.schedule import LocalCronTrigger, Occurrence
 from bot.settings import DigestConfig, Settings
-from bot.sources import stream_tables
+from bot.sources import stream_tables, sync_and_refresh
 from bot.state import SKIPPED
-from integrations.registry import enabled_sources, sync_sources
+from integrations.registry import enabled_sources
 from integrations.runner import StreamReport
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class BotApp:
     # -- jobs (each also callable on its own) ---------------------------------------------
 
     def sync(self, source: str | None = None, *, full: bool = False) -> list[StreamReport]:
-        return sync_sources(
+        return sync_and_refresh(
             self.engine,
             self.settings,
             sources=[source] if source else None,

@@ -68,6 +68,9 @@ PROMOTER_COMMENTS = (
     None,
     None,
 )
+# Weights of NPS answers 0..10: ≈ NPS 35 normally, ≈ −30 at the end of the storyline.
+NPS_CALM = (1, 1, 1, 2, 2, 3, 5, 10, 18, 27, 30)
+NPS_UPSET = (4, 4, 5, 6, 7, 9, 10, 13, 14, 12, 10)
 WORK_START, WORK_END = 8, 18  # working hours, UTC, Monday to Friday
 STORY_DAYS = 14
 
@@ -334,7 +337,7 @@ class _Generator:
     def _ticket(self, n: int, created: datetime, customer: str, story: float) -> None:
         rng = self.rng
         channel = _pick(rng, CHANNELS)
-        median = FRT_MEDIAN[channel] * (1 + 2.2 * story)
+        median = FRT_MEDIAN[channel] * (1 + 3.0 * story)
         reply_at: datetime | None = _next_working(created) + timedelta(
             minutes=rng.lognormvariate(math.log(median), 0.8)
         )
@@ -419,13 +422,16 @@ class _Generator:
         k = 0
         while day < self.day_end:
             days_left = (self.day_end - day) / DAY
-            story = days_left <= STORY_DAYS
+            # 0 → 1 over the last two weeks, so the last week is clearly worse than the one
+            # before it (the demo's week-over-week NPS alert depends on that, not on luck).
+            story = max(0.0, 1 - days_left / STORY_DAYS)
+            weights = [
+                (1 - story) * calm + story * upset
+                for calm, upset in zip(NPS_CALM, NPS_UPSET, strict=True)
+            ]
             for _ in range(_poisson(rng, 7.0)):
                 k += 1
                 at = (day + timedelta(hours=rng.uniform(6, 22))).replace(microsecond=0)
-                weights = [1, 1, 1, 2, 2, 3, 5, 10, 18, 27, 30]  # ≈ NPS 35
-                if story:
-                    weights = [2, 2, 3, 4, 5, 7, 10, 15, 18, 17, 17]  # ≈ NPS 0
                 score = rng.choices(range(11), weights=weights)[0]
                 comments = DETRACTOR_COMMENTS if score <= 6 else PROMOTER_COMMENTS
                 self._emit(
