@@ -365,7 +365,7 @@ class AlertEngine:
         for notice in notices:
             rule = self.rules[notice.rule]
             posted = await deliverer.post_claimed(
-                Key(notice.what, rule.channel, notice.period),
+                Key(notice.what, deliverer.route(rule.channel), notice.period),
                 notice.reply,
                 thread_of=notice.thread_of,
             )

@@ -3,7 +3,8 @@
 A target is ``"<platform>:<channel>"`` — ``slack:C0123ABC``, ``discord:1234…``,
 ``console:main``. A target whose platform is not running (no token configured) is shown on
 the console instead when the console is the running platform, so a config written for Slack
-can be tried locally first.
+can be tried locally first. Such a preview has its own ledger target
+(``console-preview:slack:C0123ABC``): it is shown once, and never counts as the real post.
 
 What happens to a post, in order:
 
@@ -60,6 +61,9 @@ from bot.state import (
 log = logging.getLogger(__name__)
 
 INSTANCE_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+PREVIEW = "console-preview"  # ledger targets of posts shown on the console in place of another
 
 
 def split_target(target: str) -> tuple[str, str]:
@@ -125,15 +129,23 @@ class Deliverer:
         self.instance = instance
         self.policy = policy or RetryPolicy()
 
+    def route(self, target: str) -> str:
+        """The ledger's target for ``target``: itself when its platform runs here; when only
+        the console runs, a separate preview target, so that showing a Slack digest on the
+        console never marks the real Slack post as done."""
+        name, _ = split_target(target)
+        if name in self.platforms or name == PREVIEW or "console" not in self.platforms:
+            return target
+        return f"{PREVIEW}:{target}"
+
     def platform_for(self, target: str) -> tuple[Platform | None, str]:
         name, channel = split_target(target)
-        platform = self.platforms.get(name)
-        if platform is None and "console" in self.platforms:
-            return self.platforms["console"], target
-        return platform, channel
+        if name == PREVIEW:
+            return self.platforms.get("console"), channel
+        return self.platforms.get(name), channel
 
     def can_post(self, target: str) -> bool:
-        return self.platform_for(target)[0] is not None
+        return self.platform_for(self.route(target))[0] is not None
 
     # -- the ledger --------------------------------------------------------------------------
 
@@ -154,7 +166,7 @@ class Deliverer:
         return claim_delivery(
             conn,
             what=what,
-            target=target,
+            target=self.route(target),
             period=period,
             now=now,
             claimed_by=self.instance,
@@ -165,6 +177,7 @@ class Deliverer:
         )
 
     def status(self, what: str, target: str, period: str) -> str | None:
+        target = self.route(target)
         with self.engine.connect() as conn:
             return conn.execute(
                 select(Delivery.status).where(Key(what, target, period).where())
@@ -172,6 +185,7 @@ class Deliverer:
 
     def record_skipped(self, *, what: str, target: str, period: str, reason: str) -> bool:
         """Note that a post was deliberately not made (once: True only the first time)."""
+        target = self.route(target)
         with self.engine.begin() as conn:
             landed = claim_delivery(
                 conn,
@@ -189,6 +203,7 @@ class Deliverer:
         return landed
 
     def forget_skipped(self, what: str, target: str, period: str) -> None:
+        target = self.route(target)
         with self.engine.begin() as conn:
             conn.execute(
                 delete(Delivery).where(
@@ -210,6 +225,7 @@ class Deliverer:
         expires_at: datetime | None = None,
     ) -> Posted:
         """Claim (what, target, period) in the ledger, and post only if the claim landed."""
+        target = self.route(target)
         if not self.can_post(target):
             log.error("no running platform can post to %s (%s %s skipped)", target, what, period)
             return Posted(claimed=False)
@@ -290,8 +306,10 @@ class Deliverer:
         results: list[Posted] = []
         for what, target, period, status, attempts, expires_at, thread_of, payload in due:
             key = Key(what, target, period)
-            if not self.can_post(target):
-                continue  # an instance with that platform will take it
+            # Ledger targets are already routed: a Slack row waits for an instance that
+            # runs Slack, never becomes a console preview.
+            if self.platform_for(target)[0] is None:
+                continue
             seen = (Delivery.status == status) & (Delivery.attempts == attempts)
             if (
                 payload is None

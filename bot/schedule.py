@@ -22,6 +22,53 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")  # cron: 0 and 7 = Sunday
+
+
+def standard_crontab(crontab: str) -> str:
+    """``crontab`` with its day-of-week field in names, read the way cron reads numbers.
+
+    APScheduler's ``from_crontab`` counts weekdays from Monday = 0, so ``1-5`` would mean
+    Tuesday to Saturday and ``0`` Monday. Cron (and everyone writing a crontab) means
+    Monday to Friday and Sunday. Names (``mon-fri``) pass through unchanged.
+    Raises ValueError for a field that is not a valid cron field.
+    """
+    fields = crontab.split()
+    if len(fields) != 5:
+        raise ValueError(
+            f"{crontab!r} has {len(fields)} fields, not 5 (minute hour day month weekday)"
+        )
+    fields[4] = ",".join(_weekday_part(part) for part in fields[4].lower().split(","))
+    normal = " ".join(fields)
+    CronTrigger.from_crontab(normal, timezone=UTC)  # raises ValueError when invalid
+    return normal
+
+
+def _weekday_part(part: str) -> str:
+    # "1-5", "0", "7", "*/2", "1-5/2", "mon-fri", "*": numbers become explicit day names.
+    body, _, step_text = part.partition("/")
+    if not any(ch.isdigit() for ch in body) and not step_text:
+        return part
+    step = int(step_text) if step_text else 1
+    if body == "*":
+        low, high = 0, 6
+    elif "-" in body:
+        a, b = body.split("-", 1)
+        low, high = _cron_day(a), _cron_day(b)
+    else:
+        low = high = _cron_day(body)
+    if high < low:
+        raise ValueError(f"weekday range {part!r} runs backwards")
+    return ",".join(dict.fromkeys(_CRON_DAYS[d] for d in range(low, high + 1, step)))
+
+
+def _cron_day(text: str) -> int:
+    if text.isdigit() and 0 <= int(text) <= 7:
+        return int(text)
+    if text in _CRON_DAYS:
+        return _CRON_DAYS.index(text)
+    raise ValueError(f"{text!r} is not a weekday (0–7 or sun…sat)")
+
 
 @dataclass(frozen=True)
 class Occurrence:
@@ -43,7 +90,7 @@ class LocalCronTrigger(BaseTrigger):
         self.crontab = crontab
         self.tz = tz
         # UTC has no DST: iterating it is iterating naive wall-clock time.
-        self._wall = CronTrigger.from_crontab(crontab, timezone=UTC)
+        self._wall = CronTrigger.from_crontab(standard_crontab(crontab), timezone=UTC)
 
     def __repr__(self) -> str:
         return f"LocalCronTrigger({self.crontab!r}, {self.tz})"

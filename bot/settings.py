@@ -133,10 +133,15 @@ class DigestConfig(_Strict):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str) -> str:
-        if len(value.split()) != 5:
+        from bot.schedule import standard_crontab
+
+        try:
+            standard_crontab(value)
+        except ValueError as exc:
             raise ValueError(
-                f"{value!r} is not a five-field cron expression such as '0 9 * * mon-fri'"
-            )
+                f"{value!r} is not a valid five-field cron expression such as "
+                f"'0 9 * * mon-fri' ({exc})"
+            ) from None
         return value
 
 

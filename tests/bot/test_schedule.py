@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -233,3 +234,37 @@ async def test_a_skipped_digest_can_still_be_posted_by_hand(engine: Engine) -> N
     assert posted.posted and len(platform.posts) == 1
     await app.catch_up()
     assert len(platform.posts) == 1
+
+
+@pytest.mark.parametrize(
+    ("crontab", "weekdays"),
+    [
+        ("0 9 * * 1-5", [0, 1, 2, 3, 4]),  # cron's 1-5 is Monday to Friday
+        ("0 9 * * mon-fri", [0, 1, 2, 3, 4]),
+        ("0 9 * * 0", [6]),  # 0 is Sunday in cron
+        ("0 9 * * 7", [6]),  # and so is 7
+        ("0 9 * * 5-7", [4, 5, 6]),
+    ],
+)
+def test_numeric_weekdays_mean_what_they_mean_in_cron(crontab: str, weekdays: list[int]) -> None:
+    from bot.schedule import LocalCronTrigger
+
+    trigger = LocalCronTrigger(crontab, ZoneInfo("Europe/Warsaw"))
+    fired = []
+    fire = trigger.next_fire(datetime(2026, 11, 23, tzinfo=UTC))  # a Monday
+    while fire is not None and fire.instant < datetime(2026, 11, 30, tzinfo=UTC):
+        fired.append(fire.wall.weekday())
+        fire = trigger.next_fire(fire.instant + timedelta(seconds=1))
+    assert fired == weekdays
+
+
+def test_an_invalid_cron_schedule_is_a_config_error_naming_the_key(tmp_path: Path) -> None:
+    from bot.errors import ConfigError
+    from bot.settings import load_settings
+
+    config = tmp_path / "kpibot.toml"
+    config.write_text(
+        '[[digests]]\nname = "m"\nchannel = "console:main"\nschedule = "99 9 * * mon"\n'
+    )
+    with pytest.raises(ConfigError, match=r"digests\[0\]\.schedule.*99"):
+        load_settings({}, config_path=config)
