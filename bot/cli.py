@@ -14,7 +14,7 @@ import logging
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -22,6 +22,10 @@ from rich.markup import escape
 
 from bot.errors import ConfigError, DatabaseNotReady
 from bot.settings import Settings, load_settings, parse_instant, secret_values
+
+if TYPE_CHECKING:
+    from bot.alerts import CheckOutcome
+    from bot.delivery import Posted
 
 EXIT_QUERY = 2
 EXIT_NOT_READY = 3
@@ -77,16 +81,25 @@ def _settings(*, quiet: bool = True) -> Settings:
 
 
 def _engine(settings: Settings, *, migrate: bool = False):  # type: ignore[no-untyped-def]
+    from sqlalchemy.exc import OperationalError
+
     from bot.db import ensure_migrated, make_engine, upgrade
 
     engine = make_engine(settings.database_url)
-    if migrate:
-        upgrade(engine)
-        return engine
     try:
-        ensure_migrated(engine)
+        if migrate:
+            upgrade(engine)
+        else:
+            ensure_migrated(engine)
     except DatabaseNotReady as exc:
         _fail(EXIT_NOT_READY, str(exc))
+    except OperationalError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        _fail(
+            EXIT_NOT_READY,
+            f"cannot open the database at {where}: {reason}. Check KPIBOT_DATABASE_URL.",
+        )
     return engine
 
 
@@ -104,6 +117,28 @@ def _app(settings: Settings, engine, now: datetime | None = None, platforms=None
 
     clock = (lambda: now) if now is not None else utcnow
     return BotApp(settings, engine, clock=clock, platforms=dict(platforms or {}))
+
+
+def _require_platforms(settings: Settings, targets: dict[str, str]) -> None:
+    """--post means post: a target whose platform has no credentials is an error, not a
+    console preview that would look like a success."""
+    from bot.delivery import split_target
+    from bot.settings import PLATFORM_ENV
+
+    for key, target in targets.items():
+        platform, _ = split_target(target)
+        if platform != "console" and platform not in settings.platforms:
+            needed = ", ".join(PLATFORM_ENV.get(platform, ((f"{platform.upper()}_…",), ()))[0])
+            _fail(
+                EXIT_NOT_READY,
+                f"{key} posts to {target}, but {platform} is not configured: set {needed}",
+            )
+
+
+async def _stop(platforms: dict[str, Any]) -> None:
+    for platform in platforms.values():
+        with contextlib.suppress(Exception):
+            await platform.stop()
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -177,14 +212,13 @@ def sync(
 
     Example: [bold]kpibot sync --source zendesk --since 2026-10-01[/bold]
     """
-    from bot.sources import sync_and_refresh
+    from bot.sources import active_sources, sync_and_refresh
     from integrations.progress import RichProgress
-    from integrations.registry import enabled_sources
 
     settings = _settings(quiet=False)
     engine = _engine(settings)
     start = _now(since) if since else None
-    enabled = enabled_sources(settings)
+    enabled = active_sources(engine, settings)
     if source is not None and source not in enabled:
         known = ", ".join(enabled) or "none"
         _fail(EXIT_QUERY, f"source {source!r} is not configured. Configured: {known} (README)")
@@ -258,7 +292,7 @@ def ask(
     chart: Annotated[Path | None, typer.Option(help="Write the chart PNG to this file.")] = None,
     as_of: AsOf = None,
 ) -> None:
-    """Answer one KPI question, as /kpi would.
+    """Answer one KPI question, as /kpi would. "list" and "help [kpi]" explain what to ask.
 
     Examples:
       [bold]kpibot ask "nps last 30d"[/bold]
@@ -267,6 +301,18 @@ def ask(
     """
     from metrics import QueryError
 
+    words = query.lower().split()
+    if words[:1] in (["list"], ["help"]):
+        from metrics import help_text, kpi_list
+
+        try:
+            text = kpi_list() if words == ["list"] else help_text(" ".join(words[1:]) or None)
+        except QueryError as exc:
+            _fail(EXIT_QUERY, str(exc))
+        out.print(text, markup=False, highlight=False)
+        return
+    if chart is not None and not chart.parent.is_dir():
+        _fail(EXIT_QUERY, f"--chart {chart}: the folder {chart.parent} does not exist")
     settings = _settings()
     now = _now(as_of)
     engine = _engine(settings)
@@ -278,7 +324,10 @@ def ask(
 
         _fail(EXIT_QUERY, error_reply(exc).text or str(exc))
     if chart is not None and answer.reply.chart is not None:
-        chart.write_bytes(answer.reply.chart.png)
+        try:
+            chart.write_bytes(answer.reply.chart.png)
+        except OSError as exc:
+            _fail(EXIT_QUERY, f"--chart {chart}: {exc.strerror or exc}")
     if as_json:
         sys.stdout.write(json.dumps(answer.result.to_json(), ensure_ascii=False) + "\n")
         return
@@ -319,12 +368,20 @@ def digest(
     if not digests:
         known = ", ".join(d.name for d in settings.config.digests) or "none"
         _fail(EXIT_QUERY, f"no digest named {name!r}. Configured: {known}")
+    if post:
+        _require_platforms(settings, {f"digests.{d.name}": d.channel for d in digests})
     bot = _app(settings, engine, now, platforms=build_platforms(settings) if post else None)
     when = now or bot.clock()
     if post:
         failed = False
-        for d in digests:
-            posted = asyncio.run(bot.post_digest_now(d))
+
+        async def post_all() -> list[Posted]:
+            try:
+                return [await bot.post_digest_now(d) for d in digests]
+            finally:
+                await _stop(bot.platforms)
+
+        for d, posted in zip(digests, asyncio.run(post_all()), strict=True):
             if not posted.claimed:
                 said = (
                     "already posted for this period"
@@ -367,10 +424,21 @@ def alerts(
             markup=False,
         )
         return
+    if post:
+        _require_platforms(
+            settings, {f"alerts.{r.name}": r.channel for r in settings.config.alerts}
+        )
     bot = _app(settings, engine, now, platforms=build_platforms(settings) if post else None)
     when = now or bot.clock()
     if post:
-        outcomes = asyncio.run(bot.alerts.run_once(bot.deliverer, when))
+
+        async def check_and_post() -> list[CheckOutcome]:
+            try:
+                return await bot.alerts.run_once(bot.deliverer, when)
+            finally:
+                await _stop(bot.platforms)
+
+        outcomes = asyncio.run(check_and_post())
     else:  # a dry run: the running bot's alert states are not touched
         outcomes = bot.alerts.check(when, persist=False)
         console = ConsolePlatform(chart_dir=settings.config.bot.chart_dir)
@@ -460,6 +528,8 @@ def db_current() -> None:
     current, head = current_revision(engine), head_revision()
     state = "up to date" if current == head else "needs `kpibot db upgrade`"
     out.print(f"migration {current or 'none'} (this kpibot: {head}): {state}")
+    if current != head:
+        raise typer.Exit(EXIT_NOT_READY)
 
 
 def main() -> None:

@@ -73,8 +73,19 @@ def validate_config(settings: Settings) -> None:
     """Check what the TOML says against the KPI catalogue, at start-up, naming the key."""
     from bot.alerts import in_mute_window
     from bot.errors import ConfigError
+    from bot.platforms import PLATFORMS
 
     cfg = settings.config
+    channels = [(f"digests[{i}].channel", d.channel) for i, d in enumerate(cfg.digests)]
+    channels += [(f"alerts[{i}].channel", r.channel) for i, r in enumerate(cfg.alerts)]
+    for key, channel in channels:
+        platform, sep, rest = channel.partition(":")
+        if not sep or not rest or platform not in PLATFORMS:
+            raise ConfigError(
+                key,
+                f"{channel!r} does not name a platform and a channel",
+                f"write {', '.join(repr(p + ':…') for p in PLATFORMS)}, e.g. 'slack:C0123ABC'",
+            )
     for i, digest in enumerate(cfg.digests):
         for j, name in enumerate(digest.kpis):
             try:

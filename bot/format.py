@@ -143,6 +143,8 @@ def ago(then: datetime | None, now: datetime) -> str:
     if then is None:
         return "never"
     seconds = (now - then).total_seconds()
+    if seconds < -90:  # figures pinned (--as-of) before the last sync
+        return f"at {then:%Y-%m-%d %H:%M} UTC, after the time asked about"
     if seconds < 90:
         return "just now"
     minutes = seconds / 60

@@ -40,9 +40,8 @@ from bot.platforms.base import Platform
 from bot.platforms.console import ConsolePlatform
 from bot.schedule import LocalCronTrigger, Occurrence
 from bot.settings import DigestConfig, Settings
-from bot.sources import stream_tables, sync_and_refresh
+from bot.sources import active_sources, stream_tables, sync_and_refresh
 from bot.state import SKIPPED
-from integrations.registry import enabled_sources
 from integrations.runner import StreamReport
 
 log = logging.getLogger(__name__)
@@ -217,7 +216,8 @@ class BotApp:
         cfg = self.settings.config
         tz = self.settings.tz
         sched = AsyncIOScheduler(timezone=tz, job_defaults=ONE_AT_A_TIME)
-        for name in enabled_sources(self.settings):
+        sources = active_sources(self.engine, self.settings)
+        for name in sources:
             interval = getattr(cfg.sources, name).interval_minutes
             sched.add_job(
                 self._guarded(self._sync_job, name),
@@ -227,7 +227,7 @@ class BotApp:
                 misfire_grace_time=interval * 60,
                 **ONE_AT_A_TIME,
             )
-        if "stripe" in enabled_sources(self.settings):
+        if "stripe" in sources:
             # Between full runs Stripe syncs from its events, which Stripe keeps 30 days:
             # a nightly full reconciliation catches anything an event did not say.
             sched.add_job(

@@ -220,10 +220,11 @@ class SpendEntry(_Strict):
 
 
 class HealthWeights(_Strict):
+    # The KPI engine's defaults (metrics/context.py, metrics/README.md).
     usage: float = Field(default=0.4, ge=0)
-    satisfaction: float = Field(default=0.3, ge=0)
-    tickets: float = Field(default=0.15, ge=0)
-    payment: float = Field(default=0.15, ge=0)
+    satisfaction: float = Field(default=0.2, ge=0)
+    tickets: float = Field(default=0.2, ge=0)
+    payment: float = Field(default=0.2, ge=0)
 
 
 class MetricsConfig(_Strict):
