@@ -47,7 +47,9 @@ class KPI:
     default_grain: str | None = None  # applied when a query has neither grain nor dimension
     rankable: bool = False  # "top N" / "bottom N" list entities (customers)
     requires: str | None = None  # a dimension the query must filter or split by
-    snapshot: bool = False  # a level at the window's end, not a flow over the window
+    # A level at the window's end (MRR, backlog, WAU, MAU), not a flow over the window: a
+    # zero-length window still has one; a flow over no time has no value.
+    snapshot: bool = False
     example: str = ""
 
     @property
@@ -331,6 +333,7 @@ KPIS += (
         compute=product.weekly_active_users,
         aliases=("weekly_active_users",),
         filters=CUSTOMER_DIMENSIONS,
+        snapshot=True,
         example="wau this month by week",
     ),
     KPI(
@@ -343,6 +346,7 @@ KPIS += (
         compute=product.monthly_active_users,
         aliases=("monthly_active_users",),
         filters=CUSTOMER_DIMENSIONS,
+        snapshot=True,
         example="mau last 6m by month",
     ),
     KPI(

@@ -149,7 +149,7 @@ def health_scores(conn: Connection, req: Request) -> list[CustomerHealth]:
     out = []
     for customer, (past_due, name, group) in customers.items():
         inputs: dict[str, float | None] = {
-            "usage": min(100.0, 100 * active_days.get(customer, 0) / len(days)),
+            "usage": (min(100.0, 100 * active_days.get(customer, 0) / len(days)) if days else None),
             "satisfaction": satisfaction.get(customer),
             "tickets": max(0.0, 100 - 25 * open_tickets.get(customer, 0)),
             "payment": 0.0 if past_due else 100.0,
