@@ -9,6 +9,7 @@ from sqlalchemy import Connection
 
 from metrics.context import MetricContext
 from metrics.kpis.base import Cell, Computation, Request
+from metrics.kpis.revenue import excluded_currencies
 from metrics.query import Query, parse_query
 from metrics.registry import KPI, KPIS, get_kpi
 from metrics.result import Result
@@ -59,6 +60,10 @@ def evaluate(conn: Connection, query: Query, ctx: MetricContext, *, now: datetim
         series=current.series,
         extra=dict(current.total.extra),
     )
+    if kpi.currency_scoped:
+        left_out = excluded_currencies(conn, request, at_end=kpi.snapshot)
+        if left_out:
+            result = replace(result, extra={**result.extra, "excluded_currencies": left_out})
     if query.comparison is None:
         return result
     before = previous(window, query.comparison, now)

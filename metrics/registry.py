@@ -50,6 +50,9 @@ class KPI:
     # A level at the window's end (MRR, backlog, WAU, MAU), not a flow over the window: a
     # zero-length window still has one; a flow over no time has no value.
     snapshot: bool = False
+    # Sums only the reporting currency's subscription periods, and says what it left out
+    # (``excluded_currencies``): every revenue KPI.
+    currency_scoped: bool = False
     example: str = ""
 
     @property
@@ -191,12 +194,16 @@ KPIS: tuple[KPI, ...] = (
         aliases=("monthly_recurring_revenue", "revenue"),
         dimensions=CUSTOMER_DIMENSIONS,
         snapshot=True,
+        currency_scoped=True,
         example="mrr vs previous",
     ),
 )
 
 REVENUE_RETENTION = dict(
-    grains=GRAINS, filters=CUSTOMER_DIMENSIONS, sources=("subscription_periods",)
+    grains=GRAINS,
+    filters=CUSTOMER_DIMENSIONS,
+    sources=("subscription_periods",),
+    currency_scoped=True,
 )
 
 KPIS += (

@@ -159,10 +159,11 @@ def adoption_rate(conn: Connection, req: Request) -> Computation:
 def product_usage_rate(conn: Connection, req: Request) -> Computation:
     """Paying accounts with a qualifying event in the window ÷ paying accounts × 100.
 
-    Paying accounts are the customers with MRR at the window's end.
+    Paying accounts are the customers with MRR at the window's end, in any currency (no
+    money is summed here).
     """
     b = intervals_table(window_and_buckets(req))
-    paying = paying_at(req, mrr_timeline(conn), b, "e")
+    paying = paying_at(req, mrr_timeline(conn), b, "e", any_currency=True)
     used = (
         scoped(
             select(b.c.idx, _E.account_id.label("account"))
@@ -176,7 +177,11 @@ def product_usage_rate(conn: Connection, req: Request) -> Computation:
         .cte("used")
     )
     stmt = (
-        select(paying.c.idx, func.count(), func.count(used.c.account))
+        select(
+            paying.c.idx,
+            func.count(func.distinct(paying.c.customer)),
+            func.count(func.distinct(used.c.account)),
+        )
         .select_from(paying)
         .outerjoin(used, (used.c.idx == paying.c.idx) & (used.c.account == paying.c.customer))
         .group_by(paying.c.idx)
