@@ -47,7 +47,7 @@ def evaluate(conn: Connection, query: Query, ctx: MetricContext, *, now: datetim
     result = Result(
         kpi=kpi.name,
         title=title(kpi, statistic),
-        unit=kpi.unit_for(ctx.currency),
+        unit=kpi.unit_for(ctx.currency, statistic),
         statistic=statistic,
         start=window.start,
         end=window.end,

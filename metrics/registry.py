@@ -64,7 +64,11 @@ class KPI:
             return True
         return "pNN" in self.statistics and is_percentile(statistic)
 
-    def unit_for(self, currency: str) -> str:
+    def unit_for(self, currency: str, statistic: str | None = None) -> str:
+        """The unit of an answer: a count statistic counts observations (``frt count`` is
+        a number of tickets, not minutes); a currency KPI is in the reporting currency."""
+        if statistic == "count":
+            return "count"
         return currency if self.unit == CURRENCY else self.unit
 
 
