@@ -129,7 +129,13 @@ KPIS: tuple[KPI, ...] = (
         description="Creation → first public agent reply, tickets created in the window",
         sources=("tickets",),
         compute=support.first_response_time,
-        aliases=("first_response_time", "first_reply_time", "response_time"),
+        aliases=(
+            "first_response_time",
+            "first_response",
+            "first_reply_time",
+            "first_reply",
+            "response_time",
+        ),
         default_statistic="median",
         statistics=DURATION_STATISTICS,
         dimensions=TICKET_DIMENSIONS,
@@ -427,11 +433,14 @@ def _index(kpis: tuple[KPI, ...]) -> Mapping[str, KPI]:
 
 
 BY_NAME = _index(KPIS)  # names and aliases → KPI
+# The most words a name or alias has ("first_response_time": 3): how far the parser looks.
+MAX_NAME_WORDS = max(len(word.split("_")) for word in BY_NAME)
 
 
 def get_kpi(name: str) -> KPI:
-    """The KPI called ``name`` (or one of its aliases, any case, ``-`` as ``_``)."""
-    key = name.strip().lower().replace("-", "_")
+    """The KPI called ``name`` (or one of its aliases, any case, ``-`` or spaces as ``_``:
+    ``first response time``)."""
+    key = "_".join(name.split()).lower().replace("-", "_")
     try:
         return BY_NAME[key]
     except KeyError:
