@@ -2,7 +2,8 @@
 
 Inputs, each over the window and at its end (weights from ``MetricContext``):
 
-* ``usage``: the share of the window's local days on which anyone at the account was active;
+* ``usage``: the share of the window's complete local days on which anyone at the account
+  was active (partial days are left out, as for DAU; no complete day: left out);
 * ``satisfaction``: the mean of the customer's NPS (score × 10) and CSAT answers (5-point:
   (score − 1) × 25; good/bad: × 100) in the window; left out when they gave none;
 * ``tickets``: 100 − 25 per unsolved ticket at the window's end (0 from four on);
