@@ -161,8 +161,13 @@ def adoption_rate(conn: Connection, req: Request) -> Computation:
         return Cell(100 * count / actives, actives, {"users": float(count)})
 
     if req.dimension:
+        # By feature, the headline is the features' mean adoption: "used any feature" would
+        # be 100 % by construction (every event is a feature, the active users' too).
         cells = {key: cell(int(c), active[0]) for _, key, (c,) in users if key is not None}
-        return Computation(total=Cell(None, active[0]), series=dimension_series(cells))
+        rates = [c.value for c in cells.values() if c.value is not None]
+        mean = sum(rates) / len(rates) if rates else None
+        total = Cell(mean, active[0] if rates else 0, {"features": float(len(rates))})
+        return Computation(total=total, series=dimension_series(cells))
     counts = [0] * len(intervals)
     for idx, _, (count,) in users:
         counts[idx] = int(count)

@@ -113,8 +113,13 @@ def test_adoption_is_feature_users_over_active_users(engine: Engine) -> None:
     assert ask(engine, "adoption last 7d where feature=export").value == pytest.approx(200 / 3)
     by_feature = ask(engine, "adoption last 7d by feature")
     assert series(by_feature) == pytest.approx({"export": 200 / 3, "login": 200 / 3})
+    # The headline: the mean adoption of the features (every event is one, so "any
+    # feature" would be 100 % by construction).
+    assert by_feature.value == pytest.approx(200 / 3)
+    assert (by_feature.n, by_feature.extra["features"]) == (3, 2.0)
     ctx = MetricContext(timezone=WARSAW, active_events=("login",))
     assert ask(engine, "adoption last 7d where feature=export", ctx=ctx).value == 100.0
+    assert ask(engine, "adoption last 7d by feature", ctx=ctx).value == 100.0
     assert ask(engine, "adoption today where feature=export", now=LATER).value is None
 
 
