@@ -44,7 +44,8 @@ class MetricContext:
     """Everything a KPI needs to know about the team, besides the query and the data.
 
     * ``timezone``: windows and buckets are calendar days in this zone.
-    * ``currency``: the reporting currency; ``subscription_periods.mrr`` is already in it.
+    * ``currency``: the reporting currency; revenue KPIs sum only the subscription periods
+      billed in it and report the customers left out (``excluded_currencies``).
     * ``business_hours``: read ``*_business_minutes`` instead of calendar minutes.
     * ``gross_margin``: a fraction in (0, 1]; CLV is multiplied by it when set.
     * ``retention_spend``: entries summed by ``cost_of_retention``.

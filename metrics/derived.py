@@ -48,7 +48,7 @@ EPSILON = 0.005
 _P = SubscriptionPeriod
 _C = MrrChange.__table__
 TIMELINE_COLUMNS = (
-    "customer_id", "changed_at", "delta", "mrr_before", "mrr_after", "kind", "amount",
+    "customer_id", "currency", "changed_at", "delta", "mrr_before", "mrr_after", "kind", "amount",
     "previous_at", "next_at",
 )  # fmt: skip
 
@@ -56,6 +56,11 @@ TIMELINE_COLUMNS = (
 def computed_timeline(customers: ColumnElement[bool]) -> Select[Any]:
     """The ``mrr_changes`` rows of the customers matching ``customers`` (a condition on
     ``subscription_periods``), computed from their paid periods.
+
+    Each currency a customer pays in is a timeline of its own (money in two currencies does
+    not add up without exchange rates): a customer moving from dollars to euros is new
+    business in euros and churn in dollars, as it is when MRR is summed from the periods
+    of one currency.
 
     A customer's MRR changes where one of their paid periods starts or ends; changes at the
     same instant are netted (a plan switch is one expansion, not a churn and a new). Moving
@@ -65,25 +70,29 @@ def computed_timeline(customers: ColumnElement[bool]) -> Select[Any]:
     keeps its row (it still borders the customer's stretches of MRR) but is no movement.
     """
     paid = (
-        select(_P.customer_id, _P.valid_from, _P.valid_to, _P.mrr)
+        select(_P.customer_id, _P.currency, _P.valid_from, _P.valid_to, _P.mrr)
         .where(_P.status.in_(PAID_STATUSES), _P.mrr > EPSILON, customers)
         .cte("paid")
     )
     deltas = union_all(
-        select(paid.c.customer_id.label("customer"), paid.c.valid_from.label("t"),
-               paid.c.mrr.label("d")),
-        select(paid.c.customer_id, paid.c.valid_to, -paid.c.mrr).where(
+        select(paid.c.customer_id.label("customer"), paid.c.currency,
+               paid.c.valid_from.label("t"), paid.c.mrr.label("d")),
+        select(paid.c.customer_id, paid.c.currency, paid.c.valid_to, -paid.c.mrr).where(
             paid.c.valid_to.is_not(None)
         ),
     ).cte("deltas")  # fmt: skip
     changes = (
-        select(deltas.c.customer, deltas.c.t, func.sum(deltas.c.d).label("d"))
-        .group_by(deltas.c.customer, deltas.c.t)
+        select(deltas.c.customer, deltas.c.currency, deltas.c.t, func.sum(deltas.c.d).label("d"))
+        .group_by(deltas.c.customer, deltas.c.currency, deltas.c.t)
         .cte("changes")
     )
-    by_customer: dict[str, Any] = {"partition_by": changes.c.customer, "order_by": changes.c.t}
+    by_customer: dict[str, Any] = {
+        "partition_by": (changes.c.customer, changes.c.currency),
+        "order_by": changes.c.t,
+    }
     timeline = select(
         changes.c.customer,
+        changes.c.currency,
         changes.c.t,
         changes.c.d,
         func.sum(changes.c.d).over(**by_customer, rows=(None, 0)).label("after"),
@@ -108,6 +117,7 @@ def computed_timeline(customers: ColumnElement[bool]) -> Select[Any]:
     )  # fmt: skip
     return select(
         timeline.c.customer.label("customer_id"),
+        timeline.c.currency,
         timeline.c.t.label("changed_at"),
         d.label("delta"),
         before.label("mrr_before"),

@@ -8,7 +8,8 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from metrics.context import MetricContext
-from metrics.kpis.base import Request
+from metrics.kpis.base import Cell, Computation, Request
+from metrics.kpis.revenue import excluded_currencies
 from metrics.query import Query, parse_query
 from metrics.registry import KPI, KPIS, get_kpi
 from metrics.result import Result
@@ -42,11 +43,11 @@ def evaluate(conn: Connection, query: Query, ctx: MetricContext, *, now: datetim
         ctx=ctx,
         now=now,
     )
-    current = kpi.compute(conn, request)
+    current = _computed(kpi, conn, request)
     result = Result(
         kpi=kpi.name,
         title=title(kpi, statistic),
-        unit=kpi.unit_for(ctx.currency),
+        unit=kpi.unit_for(ctx.currency, statistic),
         statistic=statistic,
         start=window.start,
         end=window.end,
@@ -59,11 +60,15 @@ def evaluate(conn: Connection, query: Query, ctx: MetricContext, *, now: datetim
         series=current.series,
         extra=dict(current.total.extra),
     )
+    if kpi.currency_scoped:
+        left_out = excluded_currencies(conn, request, at_end=kpi.snapshot)
+        if left_out:
+            result = replace(result, extra={**result.extra, "excluded_currencies": left_out})
     if query.comparison is None:
         return result
     before = previous(window, query.comparison, now)
-    earlier = kpi.compute(
-        conn, replace(request, window=before, buckets=buckets(before, grain) if grain else ())
+    earlier = _computed(
+        kpi, conn, replace(request, window=before, buckets=buckets(before, grain) if grain else ())
     )
     return replace(
         result,
@@ -74,6 +79,16 @@ def evaluate(conn: Connection, query: Query, ctx: MetricContext, *, now: datetim
         comparison=query.comparison,
         previous_series=earlier.series,
     )
+
+
+def _computed(kpi: KPI, conn: Connection, request: Request) -> Computation:
+    """``kpi`` over ``request``; a flow over a zero-length window (``today`` asked at local
+    midnight) has no value, whatever its inputs give (a churn rate of 0 % of the customers
+    at the start, a retention of 100 %): only a level at an instant (a snapshot KPI) does."""
+    computed = kpi.compute(conn, request)
+    if kpi.snapshot or request.window.end > request.window.start:
+        return computed
+    return Computation(total=Cell(None, 0, computed.total.extra))
 
 
 def title(kpi: KPI, statistic: str | None) -> str:

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import cast
 
-from metrics.errors import QueryError, WindowError, did_you_mean
-from metrics.registry import BY_NAME, KPI, get_kpi, is_percentile
+from metrics.errors import QueryError, UnknownKPIError, WindowError, did_you_mean
+from metrics.registry import BY_NAME, KPI, MAX_NAME_WORDS, get_kpi, is_percentile
 from metrics.windows import GRAINS, MAX_BUCKETS, MAX_ROLLING, PERIODS, WindowSpec
 
 MAX_QUERY_LENGTH = 300
@@ -189,10 +189,11 @@ class _Parser:
         return self.finish(kpi)
 
     def parse_kpi(self) -> KPI:
-        # KPI names may be written as words: "first response time", "mrr movements".
-        words = list(
-            itertools.takewhile(str, (t.text if not t.quoted else "" for t in self.tokens[:3]))
-        )
+        # KPI names and aliases may be written as words ("first response time", "mrr
+        # movements", "first reply"); the longest that names a KPI wins, so "first response
+        # time" is read whole, never as "first response" followed by a stray "time".
+        head = self.tokens[:MAX_NAME_WORDS]
+        words = list(itertools.takewhile(str, (t.text if not t.quoted else "" for t in head)))
         for size in range(len(words), 0, -1):
             name = "_".join(words[:size]).replace("-", "_")
             if name in BY_NAME:
@@ -200,6 +201,17 @@ class _Parser:
                 return BY_NAME[name]
         if self.tokens[0].quoted:
             raise QueryError("A query starts with a KPI name, e.g. “nps last 30d”.")
+        # Unknown: a misspelt name of several words ("first responce time") is suggested
+        # whole; the words before the first clause keyword are taken as the name.
+        phrase = list(itertools.takewhile(lambda w: w not in KEYWORDS, words))
+        for size in range(len(phrase), 1, -1):
+            name = "_".join(phrase[:size]).replace("-", "_")
+            suggestion = did_you_mean(name, [n for n in BY_NAME if "_" in n])
+            if suggestion:
+                raise UnknownKPIError(
+                    f"There is no KPI called “{' '.join(phrase[:size])}”.",
+                    suggestion.replace("_", " "),
+                )
         return get_kpi(self.tokens[0].text)  # raises UnknownKPIError with a suggestion
 
     def parse_clause(self, kpi: KPI) -> None:

@@ -47,7 +47,12 @@ class KPI:
     default_grain: str | None = None  # applied when a query has neither grain nor dimension
     rankable: bool = False  # "top N" / "bottom N" list entities (customers)
     requires: str | None = None  # a dimension the query must filter or split by
-    snapshot: bool = False  # a level at the window's end, not a flow over the window
+    # A level at the window's end (MRR, backlog, WAU, MAU), not a flow over the window: a
+    # zero-length window still has one; a flow over no time has no value.
+    snapshot: bool = False
+    # Sums only the reporting currency's subscription periods, and says what it left out
+    # (``excluded_currencies``): every revenue KPI.
+    currency_scoped: bool = False
     example: str = ""
 
     @property
@@ -59,7 +64,11 @@ class KPI:
             return True
         return "pNN" in self.statistics and is_percentile(statistic)
 
-    def unit_for(self, currency: str) -> str:
+    def unit_for(self, currency: str, statistic: str | None = None) -> str:
+        """The unit of an answer: a count statistic counts observations (``frt count`` is
+        a number of tickets, not minutes); a currency KPI is in the reporting currency."""
+        if statistic == "count":
+            return "count"
         return currency if self.unit == CURRENCY else self.unit
 
 
@@ -120,7 +129,13 @@ KPIS: tuple[KPI, ...] = (
         description="Creation → first public agent reply, tickets created in the window",
         sources=("tickets",),
         compute=support.first_response_time,
-        aliases=("first_response_time", "first_reply_time", "response_time"),
+        aliases=(
+            "first_response_time",
+            "first_response",
+            "first_reply_time",
+            "first_reply",
+            "response_time",
+        ),
         default_statistic="median",
         statistics=DURATION_STATISTICS,
         dimensions=TICKET_DIMENSIONS,
@@ -189,12 +204,16 @@ KPIS: tuple[KPI, ...] = (
         aliases=("monthly_recurring_revenue", "revenue"),
         dimensions=CUSTOMER_DIMENSIONS,
         snapshot=True,
+        currency_scoped=True,
         example="mrr vs previous",
     ),
 )
 
 REVENUE_RETENTION = dict(
-    grains=GRAINS, filters=CUSTOMER_DIMENSIONS, sources=("subscription_periods",)
+    grains=GRAINS,
+    filters=CUSTOMER_DIMENSIONS,
+    sources=("subscription_periods",),
+    currency_scoped=True,
 )
 
 KPIS += (
@@ -314,7 +333,7 @@ KPIS += (
         title="DAU",
         unit="users",
         higher_is_better=True,
-        description="Daily active users, averaged over the window's days",
+        description="Daily active users, averaged over the window's complete local days",
         sources=("usage_events",),
         compute=product.daily_active_users,
         aliases=("daily_active_users",),
@@ -331,6 +350,7 @@ KPIS += (
         compute=product.weekly_active_users,
         aliases=("weekly_active_users",),
         filters=CUSTOMER_DIMENSIONS,
+        snapshot=True,
         example="wau this month by week",
     ),
     KPI(
@@ -343,6 +363,7 @@ KPIS += (
         compute=product.monthly_active_users,
         aliases=("monthly_active_users",),
         filters=CUSTOMER_DIMENSIONS,
+        snapshot=True,
         example="mau last 6m by month",
     ),
     KPI(
@@ -412,11 +433,14 @@ def _index(kpis: tuple[KPI, ...]) -> Mapping[str, KPI]:
 
 
 BY_NAME = _index(KPIS)  # names and aliases → KPI
+# The most words a name or alias has ("first_response_time": 3): how far the parser looks.
+MAX_NAME_WORDS = max(len(word.split("_")) for word in BY_NAME)
 
 
 def get_kpi(name: str) -> KPI:
-    """The KPI called ``name`` (or one of its aliases, any case, ``-`` as ``_``)."""
-    key = name.strip().lower().replace("-", "_")
+    """The KPI called ``name`` (or one of its aliases, any case, ``-`` or spaces as ``_``:
+    ``first response time``)."""
+    key = "_".join(name.split()).lower().replace("-", "_")
     try:
         return BY_NAME[key]
     except KeyError:

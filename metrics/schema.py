@@ -10,8 +10,9 @@ Conventions, so that numbers agree on SQLite and PostgreSQL:
   as a naive UTC string, PostgreSQL as ``timestamptz``. Convert to the team's zone at the
   edges only.
 * Money is stored in minor currency units (cents). ``mrr`` on a subscription period is the
-  monthly-normalised amount in minor units of the reporting currency, after discounts and
-  without tax, rounded to 4 decimals, so sums agree on both databases to the cent.
+  monthly-normalised amount in minor units of the subscription's own ``currency``, after
+  discounts and without tax, rounded to 4 decimals, so sums agree on both databases to the
+  cent. Revenue KPIs sum only the reporting currency's periods (no FX rates are known).
 * Natural keys: every synced row carries the source's own id as its primary key (string),
   plus ``source``. ``updated_at`` is the source's own modification time: the sync runner
   never lets an older version overwrite a newer one.
@@ -164,8 +165,8 @@ class SubscriptionPeriod(Base):
     status: Mapped[str] = mapped_column(String(32))
     plan: Mapped[str | None] = mapped_column(String(64))
     quantity: Mapped[int] = mapped_column(Integer, default=1)
-    mrr: Mapped[float] = mapped_column(Float)  # minor units of the reporting currency
-    currency: Mapped[str] = mapped_column(String(3))
+    mrr: Mapped[float] = mapped_column(Float)  # minor units of ``currency``
+    currency: Mapped[str] = mapped_column(String(3))  # the subscription's own (upper case)
     valid_from: Mapped[datetime] = mapped_column(UTCDateTime())
     valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -178,6 +179,16 @@ class SubscriptionPeriod(Base):
         # MRR at an instant: the periods ending after it and the open ones (valid_to NULL).
         Index(
             "ix_subscription_periods_to", "valid_to", "status", "mrr", "customer_id", "valid_from"
+        ),
+        # Revenue KPIs say what they left out: the periods in other currencies than the
+        # reporting one (usually none: two ranges of this index, both empty).
+        Index(
+            "ix_subscription_periods_currency",
+            "currency",
+            "valid_to",
+            "valid_from",
+            "status",
+            "customer_id",
         ),
     )
 
@@ -203,6 +214,9 @@ class MrrChange(Base):
     __tablename__ = "mrr_changes"
 
     customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # One timeline per customer and currency: money in two currencies never adds up, and
+    # the revenue KPIs read only the reporting currency's.
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
     delta: Mapped[float] = mapped_column(Float)
     mrr_before: Mapped[float] = mapped_column(Float)
@@ -216,6 +230,7 @@ class MrrChange(Base):
         # Movements and cohorts: a range scan of the window, answered from the index alone.
         Index(
             "ix_mrr_changes_at",
+            "currency",
             "changed_at",
             "kind",
             "amount",
@@ -226,7 +241,9 @@ class MrrChange(Base):
             "mrr_after",
         ),
         # Who was paying at an instant: the rows whose stretch reaches past it.
-        Index("ix_mrr_changes_next", "next_at", "changed_at", "mrr_after", "customer_id"),
+        Index(
+            "ix_mrr_changes_next", "currency", "next_at", "changed_at", "mrr_after", "customer_id"
+        ),
     )
 
 
@@ -247,9 +264,10 @@ class MrrPending(Base):
     version: Mapped[int] = mapped_column(BigInteger)
 
 
-# The triggers that fill mrr_pending. The same statements are frozen in the migration that
-# introduced them (0002); tests check that both paths mark a changed customer.
-MRR_COLUMNS = ("customer_id", "status", "mrr", "valid_from", "valid_to")
+# The triggers that fill mrr_pending. The same statements are frozen in the migrations that
+# introduced them (0002; 0004 added currency); tests check that both paths mark a changed
+# customer.
+MRR_COLUMNS = ("customer_id", "status", "mrr", "currency", "valid_from", "valid_to")
 _SQLITE_MARK = (
     "INSERT INTO mrr_pending (customer_id, version) VALUES ({row}.customer_id, random()) "
     "ON CONFLICT (customer_id) DO UPDATE SET version = excluded.version;"

@@ -24,9 +24,12 @@ from sqlalchemy import (
     Integer,
     Select,
     case,
+    cast,
     column,
+    false,
     func,
     literal,
+    null,
     select,
     values,
 )
@@ -110,8 +113,22 @@ class Source:
 
 
 def intervals_table(intervals: Sequence[tuple[datetime, datetime]]) -> CTE:
-    """The intervals as a ``VALUES`` table ``b(idx, s, e)``, bound through UTCDateTime."""
+    """The intervals as a ``VALUES`` table ``b(idx, s, e)``, bound through UTCDateTime.
+
+    No intervals (the local days of a zero-length window) is a table without rows: SQL has
+    no empty ``VALUES``, so it is a typed one-row select that keeps no row.
+    """
     rows = [(i, s, e) for i, (s, e) in enumerate(intervals)]
+    if not rows:
+        return (
+            select(
+                literal(0, Integer).label("idx"),
+                cast(null(), UTCDateTime()).label("s"),
+                cast(null(), UTCDateTime()).label("e"),
+            )
+            .where(false())
+            .cte("b")
+        )
     return (
         values(
             column("idx", Integer),

@@ -2,7 +2,8 @@
 
 Inputs, each over the window and at its end (weights from ``MetricContext``):
 
-* ``usage``: the share of the window's local days on which anyone at the account was active;
+* ``usage``: the share of the window's complete local days on which anyone at the account
+  was active (partial days are left out, as for DAU; no complete day: left out);
 * ``satisfaction``: the mean of the customer's NPS (score × 10) and CSAT answers (5-point:
   (score − 1) × 25; good/bad: × 100) in the window; left out when they gave none;
 * ``tickets``: 100 − 25 per unsolved ticket at the window's end (0 from four on);
@@ -149,7 +150,7 @@ def health_scores(conn: Connection, req: Request) -> list[CustomerHealth]:
     out = []
     for customer, (past_due, name, group) in customers.items():
         inputs: dict[str, float | None] = {
-            "usage": min(100.0, 100 * active_days.get(customer, 0) / len(days)),
+            "usage": (min(100.0, 100 * active_days.get(customer, 0) / len(days)) if days else None),
             "satisfaction": satisfaction.get(customer),
             "tickets": max(0.0, 100 - 25 * open_tickets.get(customer, 0)),
             "payment": 0.0 if past_due else 100.0,

@@ -9,7 +9,7 @@ the customer (``account_id`` = ``customers.id``), which is how plan and segment 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -31,7 +31,7 @@ from metrics.kpis.base import (
 from metrics.kpis.revenue import paying_at
 from metrics.result import Point
 from metrics.schema import UsageEvent
-from metrics.windows import MAX_WINDOW_DAYS, Window, buckets, shift
+from metrics.windows import MAX_WINDOW_DAYS, Window, buckets, local_midnight, shift
 
 EVENTS = Source(
     UsageEvent.__table__,  # type: ignore[arg-type]
@@ -71,11 +71,23 @@ def active_users(conn: Connection, req: Request) -> Computation:
 
 
 def local_days(window: Window) -> list[tuple[datetime, datetime]]:
-    return [(b.start, b.end) for b in buckets(window, "day", limit=MAX_WINDOW_DAYS + 1)]
+    """The window's *complete* local days, midnight to midnight (23 or 25 hours on a DST
+    change). A rolling window's partial first day, and the day in progress at its end, are
+    left out: a day that is only partly in the window has only part of its users, and
+    counting it as a day would make DAU (and health's usage) fall and rise with the time
+    of day the question is asked. ``today`` holds no complete day."""
+    tz = window.timezone
+    days = buckets(window, "day", limit=MAX_WINDOW_DAYS + 1)
+    return [
+        (b.start, b.end)
+        for b in days
+        if b.start == local_midnight(date.fromisoformat(b.key), tz)
+        and b.end == local_midnight(date.fromisoformat(b.key) + timedelta(days=1), tz)
+    ]
 
 
 def _mean_daily(daily: list[tuple[datetime, int]], start: datetime, end: datetime) -> Cell:
-    """Mean of the daily active users of the local days in ``[start, end)``."""
+    """Mean of the daily active users of the complete local days in ``[start, end)``."""
     values = [count for day, count in daily if start <= day < end]
     if not any(values):
         return Cell(None, 0)
@@ -83,7 +95,8 @@ def _mean_daily(daily: list[tuple[datetime, int]], start: datetime, end: datetim
 
 
 def daily_active_users(conn: Connection, req: Request) -> Computation:
-    """DAU: the mean over the window's local days of each day's distinct active users."""
+    """DAU: the mean over the window's complete local days of each day's distinct active
+    users (see :func:`local_days`); a window without a complete day has no DAU."""
     days = local_days(req.window)
     daily = list(zip((s for s, _ in days), _distinct_users(conn, req, days), strict=True))
     cells = [_mean_daily(daily, s, e) for s, e in window_and_buckets(req)]
@@ -148,8 +161,13 @@ def adoption_rate(conn: Connection, req: Request) -> Computation:
         return Cell(100 * count / actives, actives, {"users": float(count)})
 
     if req.dimension:
+        # By feature, the headline is the features' mean adoption: "used any feature" would
+        # be 100 % by construction (every event is a feature, the active users' too).
         cells = {key: cell(int(c), active[0]) for _, key, (c,) in users if key is not None}
-        return Computation(total=Cell(None, active[0]), series=dimension_series(cells))
+        rates = [c.value for c in cells.values() if c.value is not None]
+        mean = sum(rates) / len(rates) if rates else None
+        total = Cell(mean, active[0] if rates else 0, {"features": float(len(rates))})
+        return Computation(total=total, series=dimension_series(cells))
     counts = [0] * len(intervals)
     for idx, _, (count,) in users:
         counts[idx] = int(count)
@@ -159,10 +177,11 @@ def adoption_rate(conn: Connection, req: Request) -> Computation:
 def product_usage_rate(conn: Connection, req: Request) -> Computation:
     """Paying accounts with a qualifying event in the window ÷ paying accounts × 100.
 
-    Paying accounts are the customers with MRR at the window's end.
+    Paying accounts are the customers with MRR at the window's end, in any currency (no
+    money is summed here).
     """
     b = intervals_table(window_and_buckets(req))
-    paying = paying_at(req, mrr_timeline(conn), b, "e")
+    paying = paying_at(req, mrr_timeline(conn), b, "e", any_currency=True)
     used = (
         scoped(
             select(b.c.idx, _E.account_id.label("account"))
@@ -176,7 +195,11 @@ def product_usage_rate(conn: Connection, req: Request) -> Computation:
         .cte("used")
     )
     stmt = (
-        select(paying.c.idx, func.count(), func.count(used.c.account))
+        select(
+            paying.c.idx,
+            func.count(func.distinct(paying.c.customer)),
+            func.count(func.distinct(used.c.account)),
+        )
         .select_from(paying)
         .outerjoin(used, (used.c.idx == paying.c.idx) & (used.c.account == paying.c.customer))
         .group_by(paying.c.idx)

@@ -8,6 +8,11 @@ of one month is the opening MRR of the next: a subscription that starts at local
 
 Money is summed in minor units (as stored) and reported in major units of the reporting
 currency, rounded to 6 decimals to shed float noise, identically on both databases.
+
+Only periods in the reporting currency (``MetricContext.currency``) count: a period's
+``mrr`` is in its subscription's own currency, and without exchange rates euros and dollars
+do not add up. What was left out is counted by :func:`excluded_currencies` (the customers
+per other currency), so that the answer can say so.
 """
 
 from __future__ import annotations
@@ -54,6 +59,34 @@ _P = SubscriptionPeriod
 _PAID = _P.status.in_(PAID_STATUSES)
 
 
+def _in_currency(req: Request) -> ColumnElement[bool]:
+    """The periods in the reporting currency: the only ones revenue KPIs sum."""
+    return _P.currency == req.ctx.currency
+
+
+def excluded_currencies(conn: Connection, req: Request, *, at_end: bool) -> dict[str, int]:
+    """Per other currency than the reporting one, the customers whose paid periods were left
+    out: those alive at the window's end (``at_end``: a balance), or at any time in it.
+
+    The query's filters apply. Two range scans of ``ix_subscription_periods_currency``
+    (currencies below and above the reporting one), both empty in the usual warehouse.
+    """
+    start = req.window.end if at_end else req.window.start
+    alive = (_P.valid_from < req.window.end) & (_P.valid_to.is_(None) | (_P.valid_to >= start))
+    out: dict[str, int] = {}
+    for other in (_P.currency < req.ctx.currency, _P.currency > req.ctx.currency):
+        stmt = scoped(
+            select(_P.currency, func.count(func.distinct(_P.customer_id))).select_from(
+                _P.__table__
+            ),
+            req,
+            PERIODS,
+            [other, _PAID, _P.mrr > EPSILON, alive],
+        ).group_by(_P.currency)
+        out.update((str(currency), int(n)) for currency, n in conn.execute(stmt))
+    return dict(sorted(out.items()))
+
+
 def monthly_recurring_revenue(conn: Connection, req: Request) -> Computation:
     """MRR at the window's end; with a grain, at each bucket's end."""
     currency = req.ctx.currency
@@ -70,6 +103,7 @@ def monthly_recurring_revenue(conn: Connection, req: Request) -> Computation:
             req,
             PERIODS,
             on=within(_P.valid_from),
+            where=[_in_currency(req)],
             columns=[func.count(), count_if(_PAID), func.sum(case((_PAID, _P.mrr), else_=0))],
         )
     )
@@ -79,7 +113,7 @@ def monthly_recurring_revenue(conn: Connection, req: Request) -> Computation:
             req,
             PERIODS,
             on=within(_P.valid_to),
-            where=[_PAID],
+            where=[_PAID, _in_currency(req)],
             columns=[literal(0), func.count(), func.sum(_P.mrr)],
         )
     )
@@ -132,9 +166,13 @@ def balance_at(
         def on(_b: Any, alive: ColumnElement[bool] = alive) -> ColumnElement[bool]:
             return alive
 
-        rows += grouped(conn, req, PERIODS, on=on, where=[_PAID], columns=columns,
-                        intervals=[(instant, instant)])  # fmt: skip
-    seen = scoped(select(literal(1)).select_from(_P.__table__).where(started), req, PERIODS)
+        rows += grouped(conn, req, PERIODS, on=on, where=[_PAID, _in_currency(req)],
+                        columns=columns, intervals=[(instant, instant)])  # fmt: skip
+    seen = scoped(
+        select(literal(1)).select_from(_P.__table__).where(started, _in_currency(req)),
+        req,
+        PERIODS,
+    )
     total = Balance(seen=int(conn.execute(seen.limit(1)).first() is not None))
     parts: dict[str | None, Balance] = {}
     for _, key, (alive, minor) in rows:
@@ -210,6 +248,11 @@ def _within(timeline: FromClause) -> Any:
     return within(timeline.c.changed_at)
 
 
+def _timeline_currency(req: Request, timeline: FromClause) -> ColumnElement[bool]:
+    """The timeline rows in the reporting currency (one timeline per customer and currency)."""
+    return timeline.c.currency == req.ctx.currency  # type: ignore[no-any-return]
+
+
 def alive_at(timeline: FromClause, instant: Any) -> list[ColumnElement[bool]]:
     """The timeline rows whose stretch holds ``instant`` and have MRR: one per paying
     customer. Two conditions, each a range of one index (``ix_mrr_changes_next``), for the
@@ -220,9 +263,14 @@ def alive_at(timeline: FromClause, instant: Any) -> list[ColumnElement[bool]]:
     return [(c.next_at >= instant) & paying, c.next_at.is_(None) & paying]
 
 
-def paying_at(req: Request, timeline: FromClause, b: Any, edge: str) -> Any:
-    """Per interval, the customers paying at its start (``s``) or end (``e``) and their MRR."""
+def paying_at(
+    req: Request, timeline: FromClause, b: Any, edge: str, *, any_currency: bool = False
+) -> Any:
+    """Per interval, the customers paying at its start (``s``) or end (``e``) and their MRR
+    in the reporting currency; ``any_currency``: in any currency (MRR not comparable then,
+    and a customer paying in two currencies is two rows)."""
     c = timeline.c
+    currency = [] if any_currency else [_timeline_currency(req, timeline)]
     parts = [
         scoped(
             select(b.c.idx, c.customer_id.label("customer"), c.mrr_after.label("mrr"))
@@ -230,6 +278,7 @@ def paying_at(req: Request, timeline: FromClause, b: Any, edge: str) -> Any:
             .join(timeline, condition),
             req,
             _source(timeline),
+            currency,
         )
         for condition in alive_at(timeline, b.c[edge])
     ]
@@ -256,10 +305,11 @@ def _cohorts(
     ended.
     """
     c, source = timeline.c, _source(timeline)
+    currency = _timeline_currency(req, timeline)
     stab = union_all(
         *(
             scoped(select(func.count(), func.sum(c.mrr_after)).select_from(timeline), req,
-                   source, [condition])
+                   source, [condition, currency])
             for condition in alive_at(timeline, intervals[0][0])
         )
     )  # fmt: skip
@@ -272,7 +322,7 @@ def _cohorts(
 
     def in_interval(*columns: Any, where: ColumnElement[bool]) -> Select[Any]:
         stmt = select(b.c.idx, *columns).select_from(b).join(timeline, _within(timeline)(b))
-        return scoped(stmt, req, source, [where])
+        return scoped(stmt, req, source, [where, currency])
 
     single = in_interval(c.mrr_before.label("s"), c.mrr_after.label("e"), where=first & last)
     several = in_interval(
@@ -337,7 +387,7 @@ def _movements(
         .join(timeline, _within(timeline)(b)),
         req,
         _source(timeline),
-        [c.kind.is_not(None)],
+        [c.kind.is_not(None), _timeline_currency(req, timeline)],
     ).group_by(b.c.idx, c.kind)
     out: dict[int, tuple[dict[str, float], dict[str, int]]] = {}
     offset = 1 if len(intervals) > 1 else 0

@@ -136,8 +136,9 @@ def periods(
     *rows: tuple[str, str, float, str, str | None],
     status: str = "active",
     subscription: str | None = None,
+    currency: str = "EUR",
 ) -> None:
-    """Subscription periods ``(customer, subscription, mrr in cents, from, to)``."""
+    """Subscription periods ``(customer, subscription, mrr in minor units, from, to)``."""
     out = []
     for customer, sub, mrr, start, end in rows:
         out.append(
@@ -148,7 +149,7 @@ def periods(
                 "customer_id": customer,
                 "status": status,
                 "mrr": mrr,
-                "currency": "EUR",
+                "currency": currency,
                 "valid_from": at(start),
                 "valid_to": at(end) if end else None,
                 "updated_at": at(start),

@@ -83,6 +83,14 @@ def test_every_write_that_can_change_mrr_marks_the_customer(built: Engine) -> No
         )
     assert _pending(built) == {"A"}
     _refresh(built)
+    with built.begin() as conn:  # a period in another currency is another timeline
+        conn.execute(
+            update(SubscriptionPeriod)
+            .where(SubscriptionPeriod.customer_id == "B")
+            .values(currency="USD")
+        )
+    assert _pending(built) == {"B"}
+    _refresh(built)
     with built.begin() as conn:  # a period moved to another customer: both change
         conn.execute(
             update(SubscriptionPeriod)

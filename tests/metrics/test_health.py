@@ -1,6 +1,7 @@
 """Hand-computed customer health scores, on SQLite and PostgreSQL alike.
 
-``last 30d`` at 24 November 10:00 is [25 Oct 10:00, 24 Nov 10:00): 31 local days.
+``last 30d`` at 24 November 10:00 is [25 Oct 10:00, 24 Nov 10:00): 31 local days, of which
+29 are complete (26 October to 23 November): usage is the share of those.
 Default weights: usage 0.4, satisfaction 0.2, tickets 0.2, payment 0.2.
 """
 
@@ -24,8 +25,8 @@ from tests.metrics.helpers import (
     tickets,
 )
 
-# A: active on 3 of 31 days, NPS 9 (90) and CSAT 5 (100), one open ticket, paying.
-A = (0.4 * 100 * 3 / 31 + 0.2 * 95 + 0.2 * 75 + 0.2 * 100) / 1.0
+# A: active on 3 of 29 days, NPS 9 (90) and CSAT 5 (100), one open ticket, paying.
+A = (0.4 * 100 * 3 / 29 + 0.2 * 95 + 0.2 * 75 + 0.2 * 100) / 1.0
 # B: no usage, no answers (satisfaction left out), no tickets, past due.
 B = (0.4 * 0 + 0.2 * 100 + 0.2 * 0) / 0.8
 # C: active every day, five open tickets (0), paying.
@@ -45,7 +46,7 @@ def _accounts(engine: Engine) -> None:
     periods(engine, ("X", "x1", 1000, "2026-01-01 00:00", "2026-10-01 00:00"))  # gone
     events(engine, *[("a", "A", "login", f"2026-11-{d:02} 12:00") for d in (2, 3, 3, 20)])
     first = date(2026, 10, 25)
-    # C on each of the 31 days, the last one before 10:00 ("now").
+    # C on each of the 31 days, the last one before 10:00 ("now"): every complete day.
     times = [f"{first + timedelta(days=i)} {'09:00' if i == 30 else '12:00'}" for i in range(31)]
     events(engine, *[("c", "C", "login", t) for t in times])
     surveys(engine, "nps", ("2026-11-10 12:00", 9), customer_id="A")
@@ -73,7 +74,7 @@ def test_health_bottom_lists_the_weakest_customers_with_their_inputs(engine: Eng
     assert [(p.key, p.label) for p in result.series] == [("B", "Bolt"), ("A", "Acme")]
     assert [p.value for p in result.series] == pytest.approx([B, A])
     acme = result.series[1].extra
-    assert acme["usage"] == pytest.approx(100 * 3 / 31)
+    assert acme["usage"] == pytest.approx(100 * 3 / 29)
     assert (acme["satisfaction"], acme["tickets"], acme["payment"]) == (95.0, 75.0, 100.0)
     assert result.series[0].extra["satisfaction"] is None
     assert [p.key for p in ask(engine, "health top 1").series] == ["C"]

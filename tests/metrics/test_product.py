@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import pytest
 from sqlalchemy import Engine
 
@@ -52,12 +54,40 @@ def test_active_users_count_only_the_configured_events(engine: Engine) -> None:
 
 
 @covers("dau")
-def test_dau_is_the_mean_of_daily_active_users_over_the_windows_days(engine: Engine) -> None:
+def test_dau_is_the_mean_of_daily_active_users_over_the_windows_complete_days(
+    engine: Engine,
+) -> None:
     _week(engine)
-    # Daily actives 17th … 24th: 0, 1, 0, 2, 0, 0, 1, 0.
-    assert ask(engine, "dau last 7d").value == 0.5
-    assert series(ask(engine, "dau last 7d by day"))["2026-11-20"] == 2.0
+    # Complete local days 18th … 23rd (the 17th from 10:00 and the 24th to 10:00 are
+    # partial, left out): daily actives 1, 0, 2, 0, 0, 1.
+    result = ask(engine, "dau last 7d")
+    assert (result.value, result.n, result.extra["days"]) == (pytest.approx(4 / 6), 6, 6.0)
+    by_day = series(ask(engine, "dau last 7d by day"))
+    assert by_day["2026-11-20"] == 2.0
+    assert by_day["2026-11-17"] is None and by_day["2026-11-24"] is None  # partial
     assert ask(engine, "dau last 7d", now=LATER).value is None
+    assert ask(engine, "dau today").value is None  # today is not over
+    assert ask(engine, "dau yesterday").value == 1.0
+
+
+def _every_day(engine: Engine) -> None:
+    """Two users active every day of October and November: u1 at 00:30, u2 at noon."""
+    rows = []
+    for day in [date(2026, 10, 1) + timedelta(days=i) for i in range(61)]:
+        rows.append(("u1", "A", "login", f"{day} 00:30"))
+        rows.append(("u2", "A", "login", f"{day} 12:00"))
+    events(engine, *rows)
+
+
+@covers("dau", "stickiness")
+@pytest.mark.parametrize("clock", ["00:00", "00:45", "01:00", "11:59", "12:30", "23:59"])
+def test_dau_does_not_change_with_the_time_of_day(engine: Engine, clock: str) -> None:
+    _every_day(engine)
+    now = at(f"2026-11-20 {clock}")
+    assert ask(engine, "dau last 7d", now=now).value == 2.0
+    assert ask(engine, "dau last 30d", now=now).value == 2.0
+    assert ask(engine, "dau this month", now=now).value == 2.0
+    assert ask(engine, "stickiness last 7d", now=now).value == 100.0
 
 
 @covers("wau", "mau")
@@ -72,8 +102,8 @@ def test_wau_and_mau_count_users_in_the_7_and_30_days_to_the_end(engine: Engine)
 def test_stickiness_is_dau_over_mau(engine: Engine) -> None:
     _week(engine)
     result = ask(engine, "stickiness last 7d")
-    assert result.value == pytest.approx(10.0)  # 0.5 / 5
-    assert (result.extra["dau"], result.extra["mau"]) == (0.5, 5.0)
+    assert result.value == pytest.approx(100 * (4 / 6) / 5)  # DAU over complete days / MAU
+    assert (result.extra["dau"], result.extra["mau"]) == (pytest.approx(4 / 6), 5.0)
     assert ask(engine, "stickiness today", now=LATER).value is None
 
 
@@ -83,8 +113,13 @@ def test_adoption_is_feature_users_over_active_users(engine: Engine) -> None:
     assert ask(engine, "adoption last 7d where feature=export").value == pytest.approx(200 / 3)
     by_feature = ask(engine, "adoption last 7d by feature")
     assert series(by_feature) == pytest.approx({"export": 200 / 3, "login": 200 / 3})
+    # The headline: the mean adoption of the features (every event is one, so "any
+    # feature" would be 100 % by construction).
+    assert by_feature.value == pytest.approx(200 / 3)
+    assert (by_feature.n, by_feature.extra["features"]) == (3, 2.0)
     ctx = MetricContext(timezone=WARSAW, active_events=("login",))
     assert ask(engine, "adoption last 7d where feature=export", ctx=ctx).value == 100.0
+    assert ask(engine, "adoption last 7d by feature", ctx=ctx).value == 100.0
     assert ask(engine, "adoption today where feature=export", now=LATER).value is None
 
 

@@ -120,6 +120,51 @@ def test_bad_queries_explain_themselves_in_one_line(
     assert "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("first response last 7d", "frt last 7d"),
+        ("first response time p90 last 7d", "frt p90 last 7d"),
+        ("First Reply by day", "frt by day"),
+        ("first reply time mean", "frt mean"),
+        ("response time p75 last 24h", "frt p75 last 24h"),
+        ("resolution time last month", "ttr last month"),
+        ("time to resolution p90", "ttr p90"),
+        ("ticket volume yesterday by channel", "tickets yesterday by channel"),
+        ("customer churn last 6m by month", "churn last 6m by month"),
+        ("net promoter score last 30d", "nps last 30d"),
+        ("customer lifetime value last 12m", "clv last 12m"),
+        ("gross revenue churn last quarter", "gross revenue churn last quarter"),
+        ("net new mrr this month", "mrr movements this month"),
+        ("first contact resolution by channel", "fcr by channel"),
+    ],
+)
+def test_multi_word_names_and_aliases_are_read_longest_first(text: str, canonical: str) -> None:
+    query = parse_query(text)
+    assert str(query) == canonical
+    assert parse_query(canonical) == query
+
+
+@pytest.mark.parametrize("kpi", KPIS, ids=lambda k: k.name)
+def test_every_name_and_alias_reads_in_words(kpi: object) -> None:
+    from metrics import KPI
+
+    assert isinstance(kpi, KPI)
+    where = f" where {kpi.requires}=x" if kpi.requires else ""
+    for word in (kpi.name, *kpi.aliases):
+        for spelling in (word, word.replace("_", " "), word.replace("_", "-")):
+            query = parse_query(f"{spelling} last 7d{where}")
+            assert query.kpi == kpi.name, spelling
+            assert parse_query(str(query)) == query
+
+
+def test_a_misspelt_multi_word_kpi_gets_a_multi_word_suggestion() -> None:
+    with pytest.raises(UnknownKPIError) as caught:
+        parse_query("first responce time last 7d")
+    assert caught.value.message == "There is no KPI called “first responce time”."
+    assert caught.value.suggestion == "first response time"
+
+
 def test_an_unknown_kpi_is_an_unknown_kpi_error_with_a_suggestion_in_its_text() -> None:
     with pytest.raises(UnknownKPIError) as caught:
         parse_query("csta last 7d")
@@ -132,8 +177,10 @@ def test_ranking_is_kept_in_the_query() -> None:
 
 # --- properties ---------------------------------------------------------------------------
 
+_NAMES = {*(k.name for k in KPIS), *(a for k in KPIS for a in k.aliases)}
 _VOCABULARY = sorted(
-    {*(k.name for k in KPIS), *(a for k in KPIS for a in k.aliases), *KEYWORDS}
+    {*_NAMES, *(n.replace("_", " ") for n in _NAMES), *KEYWORDS}
+    | {*(w for n in _NAMES for w in n.split("_"))}
     | {"30d", "12w", "6m", "2q", "1y", "7", "days", "2026-10-01", "2026-01-31", "p90", "p5",
        "=", "plan", "channel", "enterprise", '"pro plus"', "10", "vs", "previous", "year",
        "by", "day", "where", "and", "'", '"', "p0", "0", "-1", "9999999", "feature"}

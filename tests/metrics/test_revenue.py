@@ -218,3 +218,72 @@ def test_cost_of_retention_divides_the_spend_booked_in_the_window_by_retained_cu
     result = ask(engine, "cost of retention this month", ctx=ctx)
     assert (result.value, result.extra["retained"]) == (400.0, 3)  # A, E and G
     assert ask(engine, "cost of retention this month").value is None  # no spend configured
+
+
+# --- Currencies: only periods in the reporting currency count --------------------------
+
+
+def _two_currencies(engine: Engine) -> None:
+    """EUR is the reporting currency (CTX). B pays in USD; E moved from USD to EUR."""
+    periods(
+        engine,
+        ("A", "a1", 10000, "2026-01-01 00:00", None),
+        ("E", "e2", 4000, "2026-11-05 00:00", None),
+    )
+    periods(
+        engine,
+        ("B", "b1", 50000, "2026-11-03 00:00", None),
+        ("E", "e1", 3000, "2026-06-01 00:00", "2026-11-05 00:00"),
+        ("F", "f1", 900, "2026-01-01 00:00", "2026-06-01 00:00"),  # long gone
+        currency="USD",
+    )
+    periods(engine, ("G", "g1", 70000, "2026-01-01 00:00", None), currency="JPY")
+
+
+@covers("mrr")
+def test_mrr_counts_only_the_reporting_currency_and_says_what_it_left_out(
+    engine: Engine,
+) -> None:
+    _two_currencies(engine)
+    result = ask(engine, "mrr")
+    assert (result.value, result.n, result.unit) == (140.0, 2, "EUR")
+    # Customers with paid periods in another currency at the window's end.
+    assert result.extra["excluded_currencies"] == {"JPY": 1, "USD": 1}
+    assert result.to_json()["excluded_currencies"] == {"JPY": 1, "USD": 1}
+    assert series(ask(engine, "mrr this month by week")) == {
+        "2026-10-26": 100.0,
+        "2026-11-02": 140.0,
+        "2026-11-09": 140.0,
+        "2026-11-16": 140.0,
+        "2026-11-23": 140.0,
+    }
+
+
+@covers("mrr")
+def test_mrr_with_billing_only_in_other_currencies_is_none_with_a_warning(
+    engine: Engine,
+) -> None:
+    periods(engine, ("B", "b1", 50000, "2026-11-03 00:00", None), currency="USD")
+    result = ask(engine, "mrr")
+    assert result.value is None
+    assert result.extra["excluded_currencies"] == {"USD": 1}
+
+
+@covers("mrr_movements", "churn", "nrr")
+def test_movements_and_retention_count_only_the_reporting_currency(engine: Engine) -> None:
+    _two_currencies(engine)
+    # In euros: E is new on 5 November (their dollars are not revenue here); B's dollars
+    # are no new business; A carries on.
+    result = ask(engine, "mrr movements this month")
+    assert (result.value, result.extra["new"], result.extra["new_count"]) == (40.0, 40.0, 1.0)
+    assert result.extra["excluded_currencies"] == {"JPY": 1, "USD": 2}  # B, E in the window
+    assert ask(engine, "churn this month").value == 0.0  # of A; E's dollars ending is no churn
+    assert ask(engine, "nrr this month").value == 100.0
+    result = ask(engine, "mrr movements last 3m", now=at("2026-05-01 00:00"))
+    assert result.extra["excluded_currencies"] == {"JPY": 1, "USD": 1}  # F
+
+
+def test_a_revenue_kpi_without_other_currencies_has_no_warning(engine: Engine) -> None:
+    _book(engine)
+    assert "excluded_currencies" not in ask(engine, "mrr").extra
+    assert "excluded_currencies" not in ask(engine, "nps").extra

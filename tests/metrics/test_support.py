@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine
 
-from metrics import MetricContext
+from metrics import KPIS, MetricContext
 from tests.metrics.helpers import WARSAW, ask, covers, series, tickets
 
 
@@ -39,6 +39,19 @@ def test_frt_is_the_median_of_replied_tickets_and_counts_the_awaiting(engine: En
     assert ask(engine, "frt p90 last 7d").value == pytest.approx(37.0)
     assert ask(engine, "frt mean last 7d").value == 25.0
     assert ask(engine, "frt count last 7d").value == 4.0
+
+
+@pytest.mark.parametrize(
+    ("text", "unit"),
+    [("frt count", "count"), ("ttr count", "count"), ("frt p90", "minutes"),
+     ("ttr mean", "minutes"), ("frt", "minutes"), ("tickets", "count")],
+)  # fmt: skip
+def test_a_count_statistic_is_a_count_not_minutes(engine: Engine, text: str, unit: str) -> None:
+    assert ask(engine, f"{text} last 7d").unit == unit
+    # Every KPI that allows "count": its answer is a count.
+    for kpi in KPIS:
+        if kpi.allows_statistic("count"):
+            assert ask(engine, f"{kpi.name} count last 7d").unit == "count"
 
 
 @covers("frt")
