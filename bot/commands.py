@@ -335,13 +335,20 @@ def result_reply(
     tz = ZoneInfo(result.timezone)
     title = result.title
     headline = headline_text(result)
-    fields = list(detail_fields(result))
+    fields = list(detail_fields(result, measure_unit=kpi.unit_for(result.unit)))
     stale = [f for f in fresh if f.stale]
     context = [f"{fmt.window(result.start, result.end, tz)}"]
     if fresh:
         context.append(" · ".join(f.describe(now) for f in fresh))
     if stale and result.value is not None:
         context.append("⚠ Some data behind this figure is stale: it may be incomplete.")
+    excluded = result.extra.get("excluded_currencies")
+    if isinstance(excluded, Mapping) and excluded:
+        left_out = ", ".join(f"{n:,} in {code}" for code, n in sorted(excluded.items()))
+        context.append(
+            f"⚠ Not included: customers billed in another currency ({left_out}); "
+            "figures count the reporting currency only ([team] currency)."
+        )
     text = series_text(result) or None
     return Reply(
         title=title,
@@ -376,8 +383,11 @@ _EXTRA_LABELS = {
 }
 
 
-def detail_fields(result: Result) -> list[Field]:
+def detail_fields(result: Result, *, measure_unit: str | None = None) -> list[Field]:
+    """Per-KPI detail beside the headline. ``measure_unit`` is the unit of the KPI's own
+    measure (minutes for frt), which differs from ``result.unit`` for a count statistic."""
     extra = result.extra
+    measure = measure_unit or result.unit
     out: list[Field] = []
     if result.kpi == "nps" and result.n:
         for key, label in (
@@ -391,7 +401,7 @@ def detail_fields(result: Result) -> list[Field]:
     for key, (label, unit) in _EXTRA_LABELS.items():
         v = extra.get(key)
         if isinstance(v, int | float) and key != result.statistic:
-            out.append(Field(label, fmt.value(v, unit or result.unit)))
+            out.append(Field(label, fmt.value(v, unit or measure)))
     for key in ("new", "expansion", "reactivation", "contraction", "churn", "net_new"):
         v = extra.get(key)
         if isinstance(v, int | float) and result.kpi.startswith("mrr_movements"):

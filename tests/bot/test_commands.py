@@ -87,3 +87,26 @@ def test_a_suggestion_already_in_the_message_is_not_repeated() -> None:
     reply = error_reply(QueryError("Use “last 30d”, not “30d last”.", "last 30d"))
 
     assert reply.text is not None and "Did you mean" not in reply.text
+
+
+def test_an_answer_says_which_customers_another_currency_left_out() -> None:
+    from datetime import UTC, datetime
+
+    from bot.commands import result_reply
+    from metrics import get_kpi
+
+    result = Result(
+        kpi="mrr",
+        title="MRR",
+        unit="USD",
+        statistic=None,
+        start=datetime(2026, 11, 1, tzinfo=UTC),
+        end=datetime(2026, 11, 24, tzinfo=UTC),
+        timezone="UTC",
+        value=1200.0,
+        n=4,
+        higher_is_better=True,
+        extra={"excluded_currencies": {"EUR": 3}},
+    )
+    reply = result_reply(result, get_kpi("mrr"), [], None, now=datetime(2026, 11, 24, tzinfo=UTC))
+    assert any("3 in EUR" in line and "reporting currency" in line for line in reply.context)

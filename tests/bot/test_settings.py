@@ -121,7 +121,8 @@ def test_config_is_checked_against_the_kpi_catalogue(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"digests\[0\]\.kpis\[1\]"):
         validate_config(load_settings({}, config_path=path))
     path = write(
-        tmp_path, '[[alerts]]\nname = "a"\nquery = "nps lats 7d"\nchannel = "console:main"\nabove = 1\n'
+        tmp_path,
+        '[[alerts]]\nname = "a"\nquery = "nps lats 7d"\nchannel = "console:main"\nabove = 1\n',
     )
     with pytest.raises(ConfigError, match=r"alerts\[0\]\.query"):
         validate_config(load_settings({}, config_path=path))
