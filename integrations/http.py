@@ -13,7 +13,10 @@ source) and turns every failure into the sync error tree of ``integrations.error
   connector's :class:`Hints` saying which setting to check (``ZENDESK_API_TOKEN``…);
 * a source that cannot be connected to at all, and has not answered once in this run (a
   mistyped base URL), gets a shorter budget, ``RetryPolicy.unreachable_budget``: the sync
-  should say "check ZENDESK_BASE_URL" within seconds, not after five minutes a stream;
+  should say "check ZENDESK_BASE_URL" within seconds, not after five minutes a stream.
+  That budget belongs to the source (this client), not to one request or stream: it runs
+  from the first refused connection, and once it is spent every later request — the
+  source's remaining streams — fails at once with the same error;
 * when rate-limit headers say little is left (``X-Rate-Limit-Remaining``,
   ``ratelimit-remaining``, ``X-RateLimit-Remaining``…), requests slow down so that the
   remainder is spread over the window instead of running into 429s.
@@ -145,6 +148,11 @@ class ApiClient:
         self.policy = policy
         self.hints = hints
         self.answered = False  # the source has answered at least once (any status)
+        # Monotonic instant of the first failed connection while the source had never
+        # answered: the start of the source's ``unreachable_budget``.
+        self._unreachable_since: float | None = None
+        # Set when that budget is spent: later requests fail at once with this.
+        self._unreachable_error: RetriableSyncError | None = None
         self.sleep = sleep or time.sleep
         self.monotonic = monotonic or time.monotonic
         self.wall_clock = wall_clock or (lambda: datetime.now(UTC))
@@ -194,6 +202,11 @@ class ApiClient:
         the decoded JSON. A body that is not of type ``expect``, lacks a ``require`` key or
         fails ``check`` (which returns what is wrong, or None) counts as a garbled response
         and is retried like a 5xx."""
+        if self._unreachable_error is not None and not self.answered:
+            raise RetriableSyncError(
+                f"GET {_path(url)}: not tried: {self._unreachable_error}",
+                retry_after=self._unreachable_error.retry_after,
+            )
         started = self.monotonic()
         attempt = 0
         while True:
@@ -208,6 +221,8 @@ class ApiClient:
                     f"GET {_path(url)}: {type(exc).__name__}"
                     + (f" ({self._host()})" if unreachable else "")
                 )
+                if unreachable and self._unreachable_since is None and not self.answered:
+                    self._unreachable_since = started
             else:
                 self.answered = True
                 self._note_rate_limit(response)
@@ -216,18 +231,29 @@ class ApiClient:
                 except RetriableSyncError as exc:
                     failure = exc
             wait = self._backoff(attempt, failure.retry_after)
-            elapsed = self.monotonic() - started
-            budget = self.policy.max_elapsed
-            if unreachable and not self.answered:
-                budget = min(budget, self.policy.unreachable_budget)
-            if attempt >= self.policy.max_attempts or elapsed + wait > budget:
+            now = self.monotonic()
+            elapsed = now - started
+            never_reached = unreachable and not self.answered
+            over = attempt >= self.policy.max_attempts or elapsed + wait > self.policy.max_elapsed
+            if never_reached:
+                assert self._unreachable_since is not None
+                down_for = now - self._unreachable_since
+                over = over or down_for + wait > self.policy.unreachable_budget
+            if over:
                 advice = (
                     f" — {self.hints.unreachable}" if unreachable and self.hints.unreachable else ""
                 )
-                raise RetriableSyncError(
+                error = RetriableSyncError(
                     f"{failure} (gave up after {attempt} attempts in {elapsed:.0f}s){advice}",
                     retry_after=failure.retry_after,
-                ) from None
+                )
+                if never_reached:
+                    # The source's budget is spent: its other streams need not wait for it.
+                    self._unreachable_error = RetriableSyncError(
+                        f"{self._host()} has not answered in {down_for:.0f}s of this run{advice}",
+                        retry_after=failure.retry_after,
+                    )
+                raise error from None
             self.retries += 1
             log.info("%s; retry %d in %.1fs", failure, attempt, wait)
             self._pause(wait)
