@@ -16,7 +16,9 @@ source) and turns every failure into the sync error tree of ``integrations.error
   should say "check ZENDESK_BASE_URL" within seconds, not after five minutes a stream.
   That budget belongs to the source (this client), not to one request or stream: it runs
   from the first refused connection, and once it is spent every later request — the
-  source's remaining streams — fails at once with the same error;
+  source's remaining streams — fails at once with the same error. A source that answered
+  and then stops accepting connections is treated alike with the longer ``max_elapsed``
+  (an answer in between restarts the clock);
 * when rate-limit headers say little is left (``X-Rate-Limit-Remaining``,
   ``ratelimit-remaining``, ``X-RateLimit-Remaining``…), requests slow down so that the
   remainder is spread over the window instead of running into 429s.
@@ -148,11 +150,13 @@ class ApiClient:
         self.policy = policy
         self.hints = hints
         self.answered = False  # the source has answered at least once (any status)
-        # Monotonic instant of the first failed connection while the source had never
-        # answered: the start of the source's ``unreachable_budget``.
-        self._unreachable_since: float | None = None
+        # Monotonic instant of the first failed connection since the source last answered
+        # (or since the start, if it never has): the source is down from then on, for all
+        # its streams. It gets ``unreachable_budget`` if it never answered in this run,
+        # ``max_elapsed`` if it did; an answer restarts the clock.
+        self._down_since: float | None = None
         # Set when that budget is spent: later requests fail at once with this.
-        self._unreachable_error: RetriableSyncError | None = None
+        self._down_error: RetriableSyncError | None = None
         self.sleep = sleep or time.sleep
         self.monotonic = monotonic or time.monotonic
         self.wall_clock = wall_clock or (lambda: datetime.now(UTC))
@@ -202,10 +206,10 @@ class ApiClient:
         the decoded JSON. A body that is not of type ``expect``, lacks a ``require`` key or
         fails ``check`` (which returns what is wrong, or None) counts as a garbled response
         and is retried like a 5xx."""
-        if self._unreachable_error is not None and not self.answered:
+        if self._down_error is not None:
             raise RetriableSyncError(
-                f"GET {_path(url)}: not tried: {self._unreachable_error}",
-                retry_after=self._unreachable_error.retry_after,
+                f"GET {_path(url)}: not tried: {self._down_error}",
+                retry_after=self._down_error.retry_after,
             )
         started = self.monotonic()
         attempt = 0
@@ -213,6 +217,7 @@ class ApiClient:
             attempt += 1
             self._wait_turn(pacer)
             unreachable = False
+            sent = self.monotonic()
             try:
                 response = self._send(url, params)
             except httpx.TransportError as exc:  # connect, read, timeouts, truncated bodies
@@ -221,10 +226,11 @@ class ApiClient:
                     f"GET {_path(url)}: {type(exc).__name__}"
                     + (f" ({self._host()})" if unreachable else "")
                 )
-                if unreachable and self._unreachable_since is None and not self.answered:
-                    self._unreachable_since = started
+                if unreachable and self._down_since is None:
+                    self._down_since = sent
             else:
                 self.answered = True
+                self._down_since = None
                 self._note_rate_limit(response)
                 try:
                     return self._decode(url, response, expect, require, check)
@@ -233,13 +239,14 @@ class ApiClient:
             wait = self._backoff(attempt, failure.retry_after)
             now = self.monotonic()
             elapsed = now - started
-            never_reached = unreachable and not self.answered
+            source_down = False
+            if unreachable:
+                assert self._down_since is not None
+                down_for = now - self._down_since
+                limit = self.policy.max_elapsed if self.answered else self.policy.unreachable_budget
+                source_down = down_for + wait > limit
             over = attempt >= self.policy.max_attempts or elapsed + wait > self.policy.max_elapsed
-            if never_reached:
-                assert self._unreachable_since is not None
-                down_for = now - self._unreachable_since
-                over = over or down_for + wait > self.policy.unreachable_budget
-            if over:
+            if over or source_down:
                 advice = (
                     f" — {self.hints.unreachable}" if unreachable and self.hints.unreachable else ""
                 )
@@ -247,10 +254,11 @@ class ApiClient:
                     f"{failure} (gave up after {attempt} attempts in {elapsed:.0f}s){advice}",
                     retry_after=failure.retry_after,
                 )
-                if never_reached:
+                if source_down:
                     # The source's budget is spent: its other streams need not wait for it.
-                    self._unreachable_error = RetriableSyncError(
-                        f"{self._host()} has not answered in {down_for:.0f}s of this run{advice}",
+                    when = "" if self.answered else " of this run"
+                    self._down_error = RetriableSyncError(
+                        f"{self._host()} has not answered in {down_for:.0f}s{when}{advice}",
                         retry_after=failure.retry_after,
                     )
                 raise error from None

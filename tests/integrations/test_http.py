@@ -234,3 +234,31 @@ def test_the_unreachable_budget_runs_from_the_first_refusal_across_requests() ->
         with pytest.raises(RetriableSyncError):
             api.get_json("/v1/x")
     assert time.now <= policy.unreachable_budget
+
+
+def test_a_source_that_goes_down_mid_run_fails_its_later_streams_at_once() -> None:
+    # It answered, then stopped accepting connections: the first request retries for the
+    # whole 5 minutes; the source's other streams are not given 5 minutes each.
+    answers: list[httpx.Response | Exception] = [OK] + [httpx.ConnectError("down")] * 200
+    policy = RetryPolicy(max_attempts=100)
+    api, time, seen = client(answers, policy=policy, hints=HINTS)
+    api.get_json("/v1/events")
+    with pytest.raises(RetriableSyncError, match="gave up"):
+        api.get_json("/v1/events")
+    spent, tried = time.now, len(seen)
+    assert spent <= policy.max_elapsed
+    with pytest.raises(RetriableSyncError) as info:
+        api.get_json("/v1/customers")
+    assert (time.now, len(seen)) == (spent, tried)
+    assert "api.example.com" in str(info.value) and "EXAMPLE_BASE_URL" in str(info.value)
+
+
+def test_an_answer_in_between_restarts_the_sources_clock() -> None:
+    # Refusals interrupted by answers are a flaky network, not a source that is down.
+    answers: list[httpx.Response | Exception] = []
+    for _ in range(10):
+        answers += [httpx.ConnectError("blip")] * 3 + [OK]
+    api, time, _ = client([*answers, OK], rng=0.9)
+    for _ in range(10):
+        assert api.get_json("/v1/x") == {"data": [1, 2]}
+    assert time.now > RetryPolicy().unreachable_budget
