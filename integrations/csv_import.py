@@ -11,7 +11,8 @@ Survey responses (:func:`import_surveys`):
 column         required  meaning
 =============  ========  ===================================================================
 kind           yes       ``nps``, ``csat`` or ``ces``
-score          yes       nps 0–10; csat 1–5 (or 0/1 with ``scale_max`` 1); ces 1–7
+score          yes       a whole number: nps 0–10; csat 1–5 (or 0/1 with ``scale_max`` 1);
+                         ces 1–7
 responded_at   yes       ISO 8601 (``2026-03-01T14:05:00Z``); without a zone: ``timezone``
 scale_max      no        defaults: nps 10, csat 5, ces 7 (CES on any other scale is refused)
 id             no        your own id; without it the row's content makes one
@@ -49,6 +50,12 @@ from metrics.schema import Base, SurveyResponse, UsageEvent
 
 MAX_ERRORS = 100
 SCALES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
+# What a score of each kind may be, in the words of the error messages.
+RULES = {
+    "nps": "nps scores are whole numbers from 0 to 10",
+    "csat": "csat scores are whole numbers from 1 to 5 (or 0 and 1 with scale_max 1)",
+    "ces": "ces scores are whole numbers from 1 to 7",
+}
 
 
 @dataclass(frozen=True)
@@ -110,8 +117,10 @@ def import_surveys(
         if kind == "csat" and scale == 1:
             lowest = 0  # Zendesk-style good (1) / bad (0)
         elif scale != top:
-            raise ValueError(f"{kind} is on a 0/1–{top} scale, not 1–{scale}")
+            raise ValueError(f"{RULES[kind]}, not on a 1–{scale} scale")
         score = _float(values["score"], "score")
+        if not score.is_integer():  # 9.0 is 9 (spreadsheets write that); 9.5 is no answer
+            raise ValueError(f"{kind} score {score:g} is not a whole number: {RULES[kind]}")
         if not lowest <= score <= scale:
             raise ValueError(f"{kind} score {score:g} is outside {lowest}–{scale}")
         responded = instant(values["responded_at"], "responded_at")

@@ -13,7 +13,12 @@ source) and turns every failure into the sync error tree of ``integrations.error
   connector's :class:`Hints` saying which setting to check (``ZENDESK_API_TOKEN``…);
 * a source that cannot be connected to at all, and has not answered once in this run (a
   mistyped base URL), gets a shorter budget, ``RetryPolicy.unreachable_budget``: the sync
-  should say "check ZENDESK_BASE_URL" within seconds, not after five minutes a stream;
+  should say "check ZENDESK_BASE_URL" within seconds, not after five minutes a stream.
+  That budget belongs to the source (this client), not to one request or stream: it runs
+  from the first refused connection, and once it is spent every later request — the
+  source's remaining streams — fails at once with the same error. A source that answered
+  and then stops accepting connections is treated alike with the longer ``max_elapsed``
+  (an answer in between restarts the clock);
 * when rate-limit headers say little is left (``X-Rate-Limit-Remaining``,
   ``ratelimit-remaining``, ``X-RateLimit-Remaining``…), requests slow down so that the
   remainder is spread over the window instead of running into 429s.
@@ -145,6 +150,13 @@ class ApiClient:
         self.policy = policy
         self.hints = hints
         self.answered = False  # the source has answered at least once (any status)
+        # Monotonic instant of the first failed connection since the source last answered
+        # (or since the start, if it never has): the source is down from then on, for all
+        # its streams. It gets ``unreachable_budget`` if it never answered in this run,
+        # ``max_elapsed`` if it did; an answer restarts the clock.
+        self._down_since: float | None = None
+        # Set when that budget is spent: later requests fail at once with this.
+        self._down_error: RetriableSyncError | None = None
         self.sleep = sleep or time.sleep
         self.monotonic = monotonic or time.monotonic
         self.wall_clock = wall_clock or (lambda: datetime.now(UTC))
@@ -194,12 +206,18 @@ class ApiClient:
         the decoded JSON. A body that is not of type ``expect``, lacks a ``require`` key or
         fails ``check`` (which returns what is wrong, or None) counts as a garbled response
         and is retried like a 5xx."""
+        if self._down_error is not None:
+            raise RetriableSyncError(
+                f"GET {_path(url)}: not tried: {self._down_error}",
+                retry_after=self._down_error.retry_after,
+            )
         started = self.monotonic()
         attempt = 0
         while True:
             attempt += 1
             self._wait_turn(pacer)
             unreachable = False
+            sent = self.monotonic()
             try:
                 response = self._send(url, params)
             except httpx.TransportError as exc:  # connect, read, timeouts, truncated bodies
@@ -208,26 +226,42 @@ class ApiClient:
                     f"GET {_path(url)}: {type(exc).__name__}"
                     + (f" ({self._host()})" if unreachable else "")
                 )
+                if unreachable and self._down_since is None:
+                    self._down_since = sent
             else:
                 self.answered = True
+                self._down_since = None
                 self._note_rate_limit(response)
                 try:
                     return self._decode(url, response, expect, require, check)
                 except RetriableSyncError as exc:
                     failure = exc
             wait = self._backoff(attempt, failure.retry_after)
-            elapsed = self.monotonic() - started
-            budget = self.policy.max_elapsed
-            if unreachable and not self.answered:
-                budget = min(budget, self.policy.unreachable_budget)
-            if attempt >= self.policy.max_attempts or elapsed + wait > budget:
+            now = self.monotonic()
+            elapsed = now - started
+            source_down = False
+            if unreachable:
+                assert self._down_since is not None
+                down_for = now - self._down_since
+                limit = self.policy.max_elapsed if self.answered else self.policy.unreachable_budget
+                source_down = down_for + wait > limit
+            over = attempt >= self.policy.max_attempts or elapsed + wait > self.policy.max_elapsed
+            if over or source_down:
                 advice = (
                     f" — {self.hints.unreachable}" if unreachable and self.hints.unreachable else ""
                 )
-                raise RetriableSyncError(
+                error = RetriableSyncError(
                     f"{failure} (gave up after {attempt} attempts in {elapsed:.0f}s){advice}",
                     retry_after=failure.retry_after,
-                ) from None
+                )
+                if source_down:
+                    # The source's budget is spent: its other streams need not wait for it.
+                    when = "" if self.answered else " of this run"
+                    self._down_error = RetriableSyncError(
+                        f"{self._host()} has not answered in {down_for:.0f}s{when}{advice}",
+                        retry_after=failure.retry_after,
+                    )
+                raise error from None
             self.retries += 1
             log.info("%s; retry %d in %.1fs", failure, attempt, wait)
             self._pause(wait)

@@ -91,7 +91,34 @@ def test_ces_on_another_scale_is_refused(tmp_path: Path, sqlite_engine: Engine) 
     report = import_surveys(
         sqlite_engine, write(tmp_path, "kind,score,scale_max,responded_at\nces,4,5,2026-03-01\n")
     )
-    assert [str(e) for e in report.errors] == ["line 2: ces is on a 0/1–7 scale, not 1–5"]
+    assert [str(e) for e in report.errors] == [
+        "line 2: ces scores are whole numbers from 1 to 7, not on a 1–5 scale"
+    ]
+
+
+def test_fractional_scores_are_refused_with_their_line(
+    tmp_path: Path, sqlite_engine: Engine
+) -> None:
+    text = (
+        "kind,score,scale_max,responded_at\n"
+        "nps,9.5,,2026-03-01\n"
+        "csat,4.5,,2026-03-01\n"
+        "ces,6.25,,2026-03-01\n"
+        "csat,0.5,1,2026-03-01\n"
+        "nps,9.0,,2026-03-01\n"
+    )
+    report = import_surveys(sqlite_engine, write(tmp_path, text))
+    assert [str(e) for e in report.errors] == [
+        "line 2: nps score 9.5 is not a whole number: nps scores are whole numbers from 0 to 10",
+        "line 3: csat score 4.5 is not a whole number: csat scores are whole numbers from 1 "
+        "to 5 (or 0 and 1 with scale_max 1)",
+        "line 4: ces score 6.25 is not a whole number: ces scores are whole numbers from 1 to 7",
+        "line 5: csat score 0.5 is not a whole number: csat scores are whole numbers from 1 "
+        "to 5 (or 0 and 1 with scale_max 1)",
+    ]
+    assert count(sqlite_engine, SurveyResponse) == 0
+    skipped = import_surveys(sqlite_engine, write(tmp_path, text), skip_invalid=True)
+    assert skipped.counts.inserted == 1  # 9.0, as a spreadsheet writes 9, is whole
 
 
 def test_unknown_or_missing_columns_are_an_error_on_line_one(
@@ -130,9 +157,12 @@ def test_semicolon_files_with_a_bom_and_decimal_commas_work(
     tmp_path: Path, sqlite_engine: Engine
 ) -> None:
     path = tmp_path / "excel.csv"
-    path.write_bytes("\ufeffKind;Score;Responded_At\ncsat;4,5;2026-03-01\n".encode())
-    report = import_surveys(sqlite_engine, path)
-    assert report.ok and report.counts.inserted == 1
+    path.write_bytes(
+        "\ufeffKind;Score;Responded_At\ncsat;4,0;2026-03-01\ncsat;4,5;2026-03-02\n".encode()
+    )
+    report = import_surveys(sqlite_engine, path, skip_invalid=True)
+    assert report.counts.inserted == 1  # 4,0 is 4
+    assert [e.line for e in report.errors] == [3]  # 4,5 is read as 4.5: not a whole number
 
 
 def test_usage_events_import_idempotently(tmp_path: Path, engine: Engine) -> None:

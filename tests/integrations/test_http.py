@@ -208,3 +208,57 @@ def test_a_late_request_does_not_squeeze_the_next_gap() -> None:
     assert pacer.wait(1.0) == 5.0
     pacer.sent(6.4)  # the sleep overran: it left late
     assert pacer.wait(6.4) == 6.0  # the next gap is still whole, not 5.6
+
+
+def test_the_unreachable_budget_is_the_sources_not_each_requests() -> None:
+    api, time, seen = client([httpx.ConnectError("refused")], hints=HINTS)
+    with pytest.raises(RetriableSyncError):
+        api.get_json("/v1/events")
+    spent, tried = time.now, len(seen)
+    # The next stream of the same source fails at once: no request, no wait.
+    with pytest.raises(RetriableSyncError) as info:
+        api.get_json("/v1/customers")
+    assert (time.now, len(seen)) == (spent, tried)
+    message = str(info.value)
+    assert message.startswith("GET /v1/customers: ")
+    assert "api.example.com" in message
+    assert message.endswith("— could not connect: check EXAMPLE_BASE_URL")
+
+
+def test_the_unreachable_budget_runs_from_the_first_refusal_across_requests() -> None:
+    # Few attempts per request: each request gives up early, yet the source as a whole
+    # gets no more than its 30 s from the first refused connection.
+    policy = RetryPolicy(max_attempts=3)
+    api, time, _ = client([httpx.ConnectError("refused")], policy=policy, rng=0.9)
+    for _ in range(20):
+        with pytest.raises(RetriableSyncError):
+            api.get_json("/v1/x")
+    assert time.now <= policy.unreachable_budget
+
+
+def test_a_source_that_goes_down_mid_run_fails_its_later_streams_at_once() -> None:
+    # It answered, then stopped accepting connections: the first request retries for the
+    # whole 5 minutes; the source's other streams are not given 5 minutes each.
+    answers: list[httpx.Response | Exception] = [OK] + [httpx.ConnectError("down")] * 200
+    policy = RetryPolicy(max_attempts=100)
+    api, time, seen = client(answers, policy=policy, hints=HINTS)
+    api.get_json("/v1/events")
+    with pytest.raises(RetriableSyncError, match="gave up"):
+        api.get_json("/v1/events")
+    spent, tried = time.now, len(seen)
+    assert spent <= policy.max_elapsed
+    with pytest.raises(RetriableSyncError) as info:
+        api.get_json("/v1/customers")
+    assert (time.now, len(seen)) == (spent, tried)
+    assert "api.example.com" in str(info.value) and "EXAMPLE_BASE_URL" in str(info.value)
+
+
+def test_an_answer_in_between_restarts_the_sources_clock() -> None:
+    # Refusals interrupted by answers are a flaky network, not a source that is down.
+    answers: list[httpx.Response | Exception] = []
+    for _ in range(10):
+        answers += [httpx.ConnectError("blip")] * 3 + [OK]
+    api, time, _ = client([*answers, OK], rng=0.9)
+    for _ in range(10):
+        assert api.get_json("/v1/x") == {"data": [1, 2]}
+    assert time.now > RetryPolicy().unreachable_budget
