@@ -135,8 +135,7 @@ class AlertEngine:
         if rule.by:
             query += f" by {rule.by}"
         answer = self.service.ask(query, now=now, chart=False)
-        with self.engine.connect() as conn:
-            stale = any(f.stale for f in self.service.freshness_for(conn, answer.kpi, now))
+        stale = any(f.stale for f in answer.fresh)
         result = answer.result
         if rule.by:
             prev = {p.key: p.value for p in result.previous_series}

@@ -145,6 +145,7 @@ class Answer:
     kpi: KPI
     result: Result
     reply: Reply
+    fresh: tuple[SourceFreshness, ...] = ()  # the sources behind it, read with the answer
 
 
 class KpiService:
@@ -210,7 +211,8 @@ class KpiService:
                 result = evaluate(conn, query, self.ctx, now=now)
             fresh = self.freshness_for(conn, kpi, now)
         rendered = self._chart(drawn or result) if want_chart else None
-        return Answer(query, kpi, result, result_reply(result, kpi, fresh, rendered, now=now))
+        reply = result_reply(result, kpi, fresh, rendered, now=now)
+        return Answer(query, kpi, result, reply, tuple(fresh))
 
     def reply_for(self, request: CommandRequest, *, now: datetime | None = None) -> Reply:
         """Everything ``/kpi`` can say, as a Reply; never raises for user input."""

@@ -119,11 +119,9 @@ def _evaluate(
         except QueryError as exc:
             error = str(exc)
             continue
-        with service.engine.connect() as conn:
-            fresh = service.freshness_for(conn, kpi, now)
-        for f in fresh:
+        for f in answer.fresh:
             sources.setdefault(f.source, f)
-        return answer.result, any(f.stale for f in fresh), None
+        return answer.result, any(f.stale for f in answer.fresh), None
     log.warning("digest: %s could not be evaluated: %s", kpi.name, error)
     return None, False, error
 
